@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from amir_bench.backends import (Decoding, Generation, Request, make_backend,
                                  resolve_backend_name)

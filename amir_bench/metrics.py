@@ -21,18 +21,14 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k_array(n: int, c: np.ndarray, k: int) -> np.ndarray:
-    """Vectorized pass@k for per-problem correct counts c (all with the same n)."""
+    """Vectorized pass@k for per-problem correct counts c (all with the same n).
+
+    A table over c = 0..n is built once and indexed; pass@1 is exactly c / n."""
     c = np.asarray(c, dtype=np.int64)
-    out = np.ones(c.shape, dtype=np.float64)
-    ok = (n - c) >= k
-    if ok.any():
-        # prod_{i=n-c+1}^{n} (1 - k/i) computed via log-gamma for numerical stability
-        cc = c[ok]
-        lg = math.lgamma
-        vals = np.array([math.exp(lg(n - x + 1) - lg(n - x - k + 1) - lg(n + 1) + lg(n - k + 1))
-                         for x in cc])
-        out[ok] = 1.0 - vals
-    return out
+    if k == 1:
+        return c / n
+    table = np.array([pass_at_k(n, x, k) for x in range(n + 1)])
+    return table[c]
 
 
 def ks_for(n: int) -> list[int]:

@@ -50,17 +50,20 @@ class SampleRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SampleRecord":
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.name not in d and f.default is dataclasses.MISSING
-                   and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+        missing = [f for f in _SAMPLE_REQUIRED if f not in d]
         if missing:
             raise ValueError(f"missing field(s) {', '.join(missing)}")
-        rec = cls(**{k: v for k, v in d.items() if k in names})
+        rec = cls(**{k: v for k, v in d.items() if k in _SAMPLE_FIELDS})
         rec.sample_idx = int(rec.sample_idx)
         rec.num_tokens = int(rec.num_tokens)
         rec.problem_id = str(rec.problem_id)
         return rec
+
+
+_SAMPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(SampleRecord))
+_SAMPLE_REQUIRED = tuple(f.name for f in dataclasses.fields(SampleRecord)
+                         if f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING)
 
 
 @dataclass
@@ -110,7 +113,12 @@ def iter_jsonl(path: Path, *, tolerate_truncated_tail: bool = False) -> Iterator
 
 
 def read_samples(path: Path, *, tolerate_truncated_tail: bool = False) -> list[SampleRecord]:
+    """All SampleRecords of a samples file. Well-formed files take one JSON parse; anything
+    unusual goes line by line so the error names the file and line."""
     path = Path(path)
+    fast = _read_samples_fast(path)
+    if fast is not None:
+        return fast
     out = []
     for i, obj in iter_jsonl(path, tolerate_truncated_tail=tolerate_truncated_tail):
         try:
@@ -118,6 +126,28 @@ def read_samples(path: Path, *, tolerate_truncated_tail: bool = False) -> list[S
         except (TypeError, ValueError) as e:
             raise UserError(f"{path}:{i}: not a SampleRecord ({e})") from None
     return out
+
+
+def _read_samples_fast(path: Path) -> list[SampleRecord] | None:
+    """One json.loads over the whole file; None when any line is unusual (truncated,
+    malformed, extra or missing fields, odd types)."""
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        return None
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    try:
+        objs = json.loads("[" + ",".join(lines) + "]")
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if len(objs) != len(lines):
+        return None
+    try:
+        recs = [SampleRecord(**o) for o in objs]
+    except TypeError:  # not an object, a missing or an unknown field
+        return None
+    ok = all(type(r.problem_id) is str and type(r.sample_idx) is int
+             and type(r.num_tokens) is int and type(r.correct) is bool for r in recs)
+    return recs if ok else None
 
 
 def truncate_partial_tail(path: Path) -> int:

@@ -1,0 +1,201 @@
+"""Coverage: which problems each run solves, the full 2^m partition over runs (the paper's
+Table 2), gains/losses per pair with a McNemar exact test, and paired-bootstrap CIs for the
+difference in avg@n and pass@k. The returned dict is exactly coverage.json."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from amir_bench.errors import UserError
+
+from analysis.runs import PathLike, RunSet, align, clean, load_runs, reorder
+from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_summary, ci_dict,
+                            combine_strata, mcnemar_exact, stratum_seed)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+CORRECT_KEY = "\x00correct"
+
+
+def parse_criterion(text: str) -> tuple[str, float | None]:
+    """'any' | 'majority' | 'avg>=T' (0 < T <= 1) -> (kind, T)."""
+    t = (text or "any").strip().lower().replace(" ", "")
+    if t in ("any", "majority"):
+        return t, None
+    m = re.fullmatch(r"avg>=([0-9]*\.?[0-9]+)", t)
+    if m:
+        thr = float(m.group(1))
+        if 0.0 < thr <= 1.0:
+            return "avg", thr
+    raise UserError(f"--criterion {text!r}: use any, majority or avg>=T with 0 < T <= 1 "
+                    f"(e.g. avg>=0.5)")
+
+
+def majority_solved(df, benchmark: str, problem_ids: Sequence[str]):
+    """Per problem: is the majority-vote answer correct? Answers pool when equal after strip
+    or when both graded correct (the grader already judged them equivalent), as in maj@n;
+    ties go to the answer seen first."""
+    import numpy as np
+
+    d = df[df["benchmark"] == benchmark]
+    pos = np.arange(len(d))
+    d = d.assign(pos=pos)
+    d = d[d["extracted"].notna()]
+    if len(d) == 0:
+        return np.zeros(len(problem_ids), dtype=bool)
+    key = d["extracted"].astype(str).str.strip().where(~d["correct"].to_numpy(), CORRECT_KEY)
+    g = (d.assign(key=key).groupby(["problem_id", "key"], sort=False)["pos"]
+         .agg(["size", "min"]).reset_index())
+    g = g.sort_values(["problem_id", "size", "min"], ascending=[True, False, True])
+    win = g.drop_duplicates("problem_id", keep="first").set_index("problem_id")["key"]
+    return (win.reindex(list(problem_ids)) == CORRECT_KEY).to_numpy()
+
+
+def _solved(kind: str, thr: float | None, c, ns):
+    import numpy as np
+
+    if kind == "any":
+        return c >= 1
+    n = np.asarray(ns, dtype=np.float64)[None, :]
+    return (c / n) >= thr - 1e-12
+
+
+def _per_problem_metrics(c, ns, ks):
+    """{metric: (P, m) per-problem values}: avg@n and pass@k for each k."""
+    import numpy as np
+
+    from amir_bench.metrics import pass_at_k_array
+
+    out = {"avg@n": c / np.asarray(ns, dtype=np.float64)[None, :]}
+    for k in ks:
+        out[f"pass@{k}"] = np.stack([pass_at_k_array(n, c[:, j], k) for j, n in enumerate(ns)],
+                                    axis=1)
+    return out
+
+
+def _block(labels, ids, c, solved, ns, ks) -> tuple[dict, "np.ndarray", list[str]]:
+    """Everything coverage reports for one set of problems (a benchmark, or all pooled),
+    except the bootstrap CIs: returns (block, per-problem differences (P, pairs*metrics),
+    metric names). The caller bootstraps the differences and fills each pair's "diff"."""
+    import numpy as np
+
+    m = len(labels)
+    p = len(ids)
+    bits = (solved.astype(np.int64) << np.arange(m - 1, -1, -1)[None, :]).sum(axis=1)  # (P,)
+    cell_counts = np.bincount(bits, minlength=2 ** m)
+    union = int((bits > 0).sum())
+    partition = []
+    for code in range(2 ** m - 1, -1, -1):  # 11..1 first, as the paper's table
+        cell = format(code, f"0{m}b")
+        cnt = int(cell_counts[code])
+        partition.append({
+            "cell": cell,
+            "solved_by": [lab for lab, ch in zip(labels, cell) if ch == "1"],
+            "count": cnt,
+            "pct_all": 100.0 * cnt / p if p else None,
+            "pct_union": (100.0 * cnt / union if union else None) if code else None,
+        })
+
+    per = _per_problem_metrics(c, ns, ks)
+    per["solved_rate"] = solved.astype(np.float64)
+    metric_names = list(per)
+    metrics = {}
+    for j, lab in enumerate(labels):
+        metrics[lab] = {name: float(per[name][:, j].mean()) if p else None
+                        for name in metric_names}
+        metrics[lab]["solved"] = int(solved[:, j].sum())
+
+    pair_idx = [(a, b) for a in range(m) for b in range(a + 1, m)]
+    cols = [per[name][:, b] - per[name][:, a] for a, b in pair_idx for name in metric_names]
+    diffs = np.stack(cols, axis=1) if cols else np.zeros((p, 0))  # (P, pairs*metrics)
+    ids_arr = np.asarray(ids, dtype=object)
+    pairs = []
+    for a, b in pair_idx:
+        gains = solved[:, b] & ~solved[:, a]
+        losses = solved[:, a] & ~solved[:, b]
+        pairs.append({
+            "a": labels[a], "b": labels[b],
+            "gains": ids_arr[gains].tolist(), "losses": ids_arr[losses].tolist(),
+            "n_gains": int(gains.sum()), "n_losses": int(losses.sum()),
+            "both": int((solved[:, a] & solved[:, b]).sum()),
+            "neither": int((~solved[:, a] & ~solved[:, b]).sum()),
+            "mcnemar": mcnemar_exact(int(losses.sum()), int(gains.sum())),
+            "diff": {},
+        })
+    block = {"problems": p, "union_solved": union, "unsolved": int(cell_counts[0]),
+             "metrics": metrics, "partition": partition, "pairs": pairs}
+    return block, diffs, metric_names
+
+
+def _fill_diffs(block: dict, diffs, reps, names: list[str]) -> None:
+    """Put the bootstrap CI of every pair x metric into the block's pairs."""
+    import numpy as np
+
+    summ = bootstrap_summary(diffs.mean(axis=0) if len(diffs) else
+                             np.full(diffs.shape[1], np.nan), reps)
+    col = 0
+    for pair in block["pairs"]:
+        for name in names:
+            pair["diff"][name] = ci_dict(summ, col)
+            col += 1
+
+
+def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
+             base: PathLike | None = None, force: bool = False, seed: int = 0,
+             resamples: int = DEFAULT_RESAMPLES) -> dict:
+    """Compare runs problem by problem; see the module docstring. Returns coverage.json."""
+    import numpy as np
+
+    from amir_bench.metrics import ks_for
+
+    kind, thr = parse_criterion(criterion)
+    rs = reorder(load_runs(run_dirs), base)
+    al = align(rs, force=force, need=2, what="coverage")
+    labels = rs.labels
+    ks = ks_for(min(al.ns))
+    blocks = {}
+    all_c, all_solved, all_ids, all_diffs, all_reps, sizes = [], [], [], [], [], []
+    names: list[str] = []
+    for b in al.benchmarks:
+        ids, c = al.problem_ids[b], al.counts[b]
+        if kind == "majority":
+            solved = np.stack([majority_solved(r.df, b, ids) for r in rs.runs], axis=1)
+        else:
+            solved = _solved(kind, thr, c, al.ns)
+        blk, diffs, names = _block(labels, ids, c, solved, al.ns, ks)
+        reps = bootstrap_means(diffs, resamples=resamples, seed=stratum_seed(seed, b))
+        _fill_diffs(blk, diffs, reps, names)
+        blk["problem_ids"] = list(ids)
+        blk["solved"] = {lab: solved[:, j].tolist() for j, lab in enumerate(labels)}
+        blk["correct"] = {lab: c[:, j].tolist() for j, lab in enumerate(labels)}
+        blk["kept"] = al.kept[b]
+        blocks[b] = blk
+        all_c.append(c)
+        all_solved.append(solved)
+        all_ids.extend(f"{b}/{pid}" for pid in ids)
+        all_diffs.append(diffs)
+        all_reps.append(reps)
+        sizes.append(len(ids))
+    # overall: all problems pooled; CI from a bootstrap stratified by benchmark
+    overall, diffs, names = _block(labels, all_ids, np.concatenate(all_c),
+                                   np.concatenate(all_solved), al.ns, ks)
+    _fill_diffs(overall, diffs, combine_strata(all_reps, sizes), names)
+    out = {
+        "kind": "coverage",
+        "runs": [r.describe() for r in rs.runs],
+        "labels": labels,
+        "base": labels[0] if base is not None else None,
+        "criterion": criterion if kind != "avg" else f"avg>={thr:g}",
+        "n": al.ns,
+        "ks": ks,
+        "seed": seed,
+        "resamples": resamples,
+        "ci": 0.95,
+        "forced": force,
+        "notes": al.notes,
+        "benchmarks": blocks,
+        "overall": overall,
+    }
+    return clean(out)

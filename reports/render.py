@@ -1,0 +1,673 @@
+"""Build a run comparison report: report.md, ONE self-contained report.html, report.json.
+
+`build_report` loads each run once (amir_bench.records.load_run), recomputes the metrics from
+samples.jsonl (summary.json is only checked, never trusted), hands the same frames to the
+analyses (coverage, length bias, margin), draws the figures, and renders both documents from
+one data dict that is also written as report.json, so every number in report.md can be
+checked against it. Everything is rendered in memory first and each file is written
+atomically (temp file + rename): bad input or a failure leaves no half-written report.
+
+A single run renders a single-run report: the comparison parts (A → B table, coverage
+partition, drill-down of disagreements, paired length differences) are omitted with a note.
+Runs that cannot be compared (different benchmark rows or n) are an error unless force=True,
+which compares the shared problems (analysis.coverage decides and says how many were kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import re
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+from amir_bench import __version__
+from amir_bench.errors import UserError
+from amir_bench.records import SAMPLES, SCORES, SUMMARY, Run, iter_jsonl, load_run
+
+DRILLDOWN_LIMIT = 25  # disagreeing problems shown per benchmark (all ids are in report.json)
+EXCERPT_CHARS = 300   # tail of the completion shown in the drill-down
+TRAIN_LOG = "metrics.jsonl"
+REPORT_FILES = ("report.json", "report.md", "report.html")
+
+# (panel title, [(metrics.jsonl key, label)], std key for a ±1 sd band)
+TRAIN_PANELS: list[tuple[str, list[tuple[str, str]], str | None]] = [
+    ("reward", [("reward", "reward")], "reward_std"),
+    ("accuracy", [("accuracy", "accuracy")], None),
+    ("completion length", [("completion_length_correct", "correct"),
+                           ("completion_length_incorrect", "incorrect"),
+                           ("completion_length", "all")], None),
+    ("λ (AMIR weight)", [("amir/lambda", "λ")], None),
+    ("preference pairs", [("amir/pairs", "pairs")], None),
+    ("preference loss", [("amir/pref_loss", "pref loss")], None),
+    ("implicit margin", [("amir/margin", "margin")], None),
+    ("loss", [("loss", "loss")], None),
+]
+
+
+# ============================================================================ entry point
+
+
+def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path,
+                 train_logs: Sequence[str | Path] = (), names: Sequence[str] | None = None,
+                 seed: int = 0, *, force: bool = False, resamples: int = 10_000,
+                 timings: dict | None = None) -> dict:
+    """Render report.md, report.html, report.json (+ figures/*.png for the Markdown) in out_dir.
+
+    Returns the report data (what report.json holds). Bad input raises UserError before
+    anything is written. `timings`, when given, receives wall seconds per stage.
+    """
+    import time
+
+    clock = time.perf_counter
+    t: dict = timings if timings is not None else {}
+    t0 = clock()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: exists and is not a directory")
+    ctx = load_context(run_dirs, names, seed=seed, force=force, resamples=resamples)
+    logs = load_train_logs(train_logs)
+    t["load"] = clock() - t0
+    data = collect(ctx, logs, timings=t)
+    t1 = clock()
+    figures = make_figures(ctx, data)
+    t["figures"] = clock() - t1
+    t1 = clock()
+    data["figures"] = {key: f"figures/{key}.png" for key in figures}
+    data = _jsonable(data)
+    from reports.blocks import to_markdown
+    from reports.html import render_page
+    from reports.sections import build_blocks
+
+    blocks = build_blocks(data)
+    md = to_markdown(blocks, data["figures"])
+    page = render_page(data["title"], blocks, figures)
+    write_outputs(out_dir, data, md, page, figures)
+    t["render+write"] = clock() - t1
+    t["report total"] = clock() - t0
+    return data
+
+
+# ============================================================================ loading
+
+
+@dataclasses.dataclass
+class Context:
+    """The loaded runs, their display names, and the analyses' shared RunSet."""
+
+    runs: list[Run]
+    names: list[str]
+    runset: Any  # analysis.runs.RunSet built from the same records (labels = names)
+    seed: int
+    force: bool
+    resamples: int
+
+
+def load_context(run_dirs: Sequence[str | Path], names: Sequence[str] | None, *, seed: int = 0,
+                 force: bool = False, resamples: int = 10_000) -> Context:
+    runs, names = load_runs(run_dirs, names)
+    return Context(runs=runs, names=names, runset=_runset(runs, names), seed=seed, force=force,
+                   resamples=resamples)
+
+
+def load_runs(run_dirs: Sequence[str | Path], names: Sequence[str] | None) -> tuple[list[Run], list[str]]:
+    """Load and sanity-check the runs; pick unique display names."""
+    paths = [Path(d) for d in run_dirs]
+    if not paths:
+        raise UserError("report needs at least one run directory")
+    seen: dict[str, Path] = {}
+    for d in paths:
+        key = os.path.realpath(d)
+        if key in seen:
+            raise UserError(f"the same run is given twice: {seen[key]} and {d}")
+        seen[key] = d
+    if names:
+        names = [str(n) for n in names]
+        if len(names) != len(paths):
+            raise UserError(f"--name given {len(names)} time(s) for {len(paths)} run(s); "
+                            "give one name per run or none")
+        if any(not n.strip() for n in names):
+            raise UserError("--name must not be empty")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise UserError(f"--name {dup[0]!r} given twice; names must be unique")
+    else:
+        names = unique_names(paths)
+    runs = []
+    for d in paths:
+        run = load_run(d)
+        if not run.samples:
+            raise UserError(f"{d}: {SAMPLES} holds no samples")
+        spath = d / SUMMARY
+        if spath.exists():
+            try:
+                json.loads(spath.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise UserError(f"{spath}: not valid JSON (truncated?); rebuild it with "
+                                f"`amir-bench summary {d}`") from None
+        runs.append(run)
+    return runs, list(names)
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    """Directory names; where two collide, add parent folders until they differ."""
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    for depth in range(1, 9):
+        cand = ["/".join(ps[-depth:]) for ps in parts]
+        if len(set(cand)) == len(cand):
+            return cand
+    return [f"{Path(p).name}#{i + 1}" for i, p in enumerate(paths)]
+
+
+def _runset(runs: Sequence[Run], names: Sequence[str]):
+    """The analyses' RunSet from the records already loaded (no second parse of the files)."""
+    import pandas as pd
+
+    from analysis.runs import SAMPLE_COLUMNS, LoadedRun, RunSet
+
+    loaded = []
+    for run, name in zip(runs, names):
+        s = run.samples
+        df = pd.DataFrame({
+            "benchmark": [r.benchmark for r in s],
+            "problem_id": [r.problem_id for r in s],
+            "sample_idx": [r.sample_idx for r in s],
+            "correct": [bool(r.correct) for r in s],
+            "num_tokens": [r.num_tokens for r in s],
+            "finish_reason": [str(r.finish_reason) for r in s],
+            "extracted": [r.extracted for r in s],
+        }, columns=list(SAMPLE_COLUMNS))
+        df = df.astype({"sample_idx": "int64", "num_tokens": "int64", "correct": bool})
+        dup = df.duplicated(["benchmark", "problem_id", "sample_idx"], keep="first")
+        n_dup = int(dup.sum())
+        if n_dup:
+            df = df[~dup.to_numpy()].reset_index(drop=True)
+        loaded.append(LoadedRun(path=run.path, label=name, manifest=run.manifest, df=df,
+                                duplicates_dropped=n_dup))
+    return RunSet(loaded)
+
+
+def load_train_logs(dirs: Sequence[str | Path]) -> list[dict]:
+    """Read DIR/metrics.jsonl of each training output dir into numeric series.
+
+    A last line without its newline that fails to parse is what a trainer still writing
+    leaves behind: it is skipped and noted. Any other malformed line is a file:line error.
+    """
+    paths = [Path(d) for d in dirs]
+    logs = []
+    for name, d in zip(unique_names(paths) if paths else [], paths):
+        if d.is_file() and d.suffix == ".jsonl":  # the metrics file itself is fine too
+            d, f = d.parent, d
+        elif not d.is_dir():
+            raise UserError(f"--train-log {d}: not a directory")
+        else:
+            f = d / TRAIN_LOG
+        if not f.exists():
+            raise UserError(f"--train-log {d}: no {TRAIN_LOG} (expected a training output dir)")
+        rows = [obj for _, obj in iter_jsonl(f, tolerate_truncated_tail=True)]
+        raw = f.read_bytes()
+        tail = raw[raw.rfind(b"\n") + 1:]
+        partial = bool(tail.strip()) and not _parses(tail)
+        if not rows:
+            raise UserError(f"{f}: no logged steps")
+        series: dict[str, list[list[float]]] = {}
+        for i, row in enumerate(rows):
+            step = row.get("step", i)
+            step = step if _is_num(step) else i
+            for key, val in row.items():
+                if key != "step" and _is_num(val):
+                    series.setdefault(key, []).append([float(step), float(val)])
+        logs.append({"name": name, "path": str(d), "steps": len(rows),
+                     "partial_last_line_skipped": partial, "series": series,
+                     "last": {k: v[-1][1] for k, v in series.items()}})
+    return logs
+
+
+def _parses(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+        return True
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+# ============================================================================ data
+
+
+def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict:
+    """Everything the documents show, as one JSON-able dict (report.json)."""
+    import time
+
+    t = timings if timings is not None else {}
+    notes: list[str] = []
+    multi = len(ctx.runs) >= 2
+    if not multi:
+        notes.append("Single run: the comparison sections (A → B table, coverage partition, "
+                     "paired length differences, drill-down of disagreements) are omitted; give "
+                     "two or more runs to compare them.")
+    t0 = time.perf_counter()
+    from amir_bench.metrics import summarize
+
+    summaries = {name: summarize(run.samples, run.n or None)
+                 for run, name in zip(ctx.runs, ctx.names)}
+    data: dict[str, Any] = {
+        "kind": "report",
+        "title": "amir-bench report: " + " vs ".join(ctx.names),
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "amir_bench_version": __version__,
+        "seed": ctx.seed,
+        "resamples": ctx.resamples,
+        "names": ctx.names,
+        "runs": [provenance(run, lr.df, lr.label, summaries[lr.label], lr.duplicates_dropped)
+                 for run, lr in zip(ctx.runs, ctx.runset.runs)],
+        "differences": config_differences(ctx.runs) if multi else [],
+        "main_table": main_table(summaries),
+        "coverage": None,
+        "length": None,
+        "margin": None,
+        "margin_note": None,
+        "training": logs,
+        "drilldown": None,
+    }
+    t["summaries"] = time.perf_counter() - t0
+    if multi:
+        from analysis.coverage import coverage
+
+        t0 = time.perf_counter()
+        data["coverage"] = coverage(ctx.runset, criterion="any", force=ctx.force, seed=ctx.seed,
+                                    resamples=ctx.resamples)
+        t["coverage"] = time.perf_counter() - t0
+        data["main_table"].update(comparisons_from_coverage(data["coverage"]))
+    from analysis.length import length_bias
+
+    t0 = time.perf_counter()
+    data["length"] = length_bias(ctx.runset, seed=ctx.seed, resamples=ctx.resamples)
+    t["length"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data["margin"], data["margin_note"] = run_margin(ctx)
+    if data["margin_note"]:
+        notes.append(data["margin_note"])
+    t["margin"] = time.perf_counter() - t0
+    for lr in ctx.runset.runs:
+        if lr.duplicates_dropped:
+            notes.append(f"{lr.label}: {lr.duplicates_dropped} duplicate sample(s) (same benchmark, "
+                         "problem and sample_idx) were ignored by the analyses.")
+    for lg in logs:
+        if lg["partial_last_line_skipped"]:
+            notes.append(f"Training log {lg['name']}: its last line is incomplete (a trainer "
+                         "still writing?) and was skipped.")
+    if multi:
+        t0 = time.perf_counter()
+        data["drilldown"] = drilldown(ctx, data["coverage"])
+        t["drilldown"] = time.perf_counter() - t0
+    data["notes"] = notes
+    return data
+
+
+def run_margin(ctx: Context) -> tuple[dict | None, str | None]:
+    """(margin.json of the scored runs, note). Runs without scores.jsonl are left out with a
+    note (none scored: the section says how to add it); a scores.jsonl that is present but
+    truncated, malformed or incomplete is an error, like any other broken run file."""
+    from analysis.margin import margin
+    from analysis.runs import RunSet
+
+    has = [(r.path / SCORES).exists() for r in ctx.runset.runs]
+    scored = [r for r, h in zip(ctx.runset.runs, has) if h]
+    missing = [r.label for r, h in zip(ctx.runset.runs, has) if not h]
+    if not scored:
+        return None, ("Log-prob margin omitted: no run has scores.jsonl; run `amir-bench score "
+                      "RUN` on each run to add it.")
+    result = margin(RunSet(scored), seed=ctx.seed, resamples=ctx.resamples)
+    note = None
+    if missing:
+        note = (f"Log-prob margin shown for {', '.join(r.label for r in scored)} only: "
+                f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no scores.jsonl "
+                "(run `amir-bench score RUN`).")
+    return result, note
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def provenance(run: Run, df, name: str, summary: dict, duplicates: int = 0) -> dict:
+    """What produced the run (manifest), plus what the samples (frame df) actually hold."""
+    m = run.manifest
+    g = df.groupby("benchmark", sort=True)["problem_id"]
+    per_bench = g.size().to_dict()
+    problems = g.nunique().to_dict()
+    mb = m.get("benchmarks") if isinstance(m.get("benchmarks"), dict) else {}
+    benches = {}
+    for b in sorted(set(mb) | set(per_bench)):
+        e = mb.get(b) if isinstance(mb.get(b), dict) else {}
+        benches[b] = {"source": e.get("source"), "sha256": e.get("sha256"), "count": e.get("count"),
+                      "problems": int(problems.get(b, 0)), "samples": int(per_bench.get(b, 0))}
+    ck = m.get("checkpoint")
+    ck = ck if isinstance(ck, dict) else {"path": ck}
+    dec = m.get("decoding")
+    pv = m.get("package_versions")
+    return {
+        "name": name,
+        "path": str(run.path),
+        "checkpoint": {"path": ck.get("path"), "sha256": ck.get("sha256")},
+        "backend": m.get("backend"),
+        "template": m.get("template"),
+        "decoding": dec if isinstance(dec, dict) else {},
+        "shard": m.get("shard"),
+        "created_at": m.get("created_at"),
+        "amir_bench_version": m.get("amir_bench_version"),
+        "package_versions": {str(k): str(v) for k, v in pv.items()} if isinstance(pv, dict) else {},
+        "benchmarks": benches,
+        "samples": len(run.samples),
+        "duplicate_samples_ignored": int(duplicates),
+        "summary_json": _summary_check(run, summary),
+    }
+
+
+def _summary_check(run: Run, fresh: dict) -> str:
+    """Whether summary.json agrees with the metrics recomputed from samples (`fresh`)."""
+    path = run.path / SUMMARY
+    if not path.exists():
+        return "absent (recomputed from samples)"
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    bad = []
+    for b, vals in fresh.items():
+        old = stored.get(b) if isinstance(stored, dict) else None
+        if not isinstance(old, dict):
+            bad.append(b)
+            continue
+        for k, v in vals.items():
+            o = old.get(k)
+            if _is_num(v) and (not _is_num(o) or abs(float(o) - float(v)) > 1e-9):
+                bad.append(f"{b}/{k}")
+                break
+    return "matches samples" if not bad else f"stale ({', '.join(bad[:4])}); recomputed values shown"
+
+
+def config_differences(runs: Sequence[Run]) -> list[str]:
+    """Dotted manifest keys (backend, template, decoding, benchmark rows) that differ."""
+
+    def flat(m: dict) -> dict:
+        out = {"backend": m.get("backend"), "template": m.get("template")}
+        dec = m.get("decoding") if isinstance(m.get("decoding"), dict) else {}
+        out.update({f"decoding.{k}": v for k, v in dec.items()})
+        mb = m.get("benchmarks") if isinstance(m.get("benchmarks"), dict) else {}
+        for b, e in mb.items():
+            if isinstance(e, dict):
+                out[f"benchmarks.{b}.sha256"] = e.get("sha256")
+                out[f"benchmarks.{b}.count"] = e.get("count")
+        return out
+
+    flats = [flat(r.manifest) for r in runs]
+    keys = sorted(set().union(*flats))
+    return [k for k in keys
+            if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+
+
+# ---------------------------------------------------------------- main table
+
+
+def _metric_rank(k: str) -> tuple:
+    if k == "avg@n":
+        return (0, 0)
+    kind, _, v = k.partition("@")
+    return ({"pass": 1, "maj": 2}[kind], int(v))
+
+
+def main_table(per_run: dict[str, dict]) -> dict:
+    """Per run and benchmark: the metrics of summary.json (amir_bench.metrics.summarize over
+    the samples, passed in as per_run), the metric columns and the mean over benchmarks."""
+    metrics = sorted({k for s in per_run.values() for v in s.values() for k in v
+                      if k == "avg@n" or re.fullmatch(r"(pass|maj)@\d+", k)}, key=_metric_rank)
+    benchmarks = sorted({b for s in per_run.values() for b in s})
+    mean = {}
+    if len(benchmarks) > 1:
+        for name, s in per_run.items():
+            if all(b in s for b in benchmarks):
+                mean[name] = {m: float(sum(s[b][m] for b in benchmarks) / len(benchmarks))
+                              for m in metrics if all(m in s[b] for b in benchmarks)}
+    return {"metrics": metrics, "benchmarks": benchmarks, "per_run": per_run,
+            "mean_over_benchmarks": mean, "comparison_metrics": [], "comparisons": []}
+
+
+POOLED = "all (pooled problems)"
+
+
+def comparisons_from_coverage(cov: dict) -> dict:
+    """A → B (gain) [CI] per pair, benchmark and metric, from coverage's paired bootstrap.
+
+    Values are on the problems coverage compared (all of them unless --force dropped some).
+    pass@1 is omitted: it equals avg@n.
+    """
+    metrics = ["avg@n"] + [f"pass@{k}" for k in cov["ks"] if k > 1]
+    rows = []
+    scopes = list(cov["benchmarks"].items()) + [(POOLED, cov["overall"])]
+    for scope, blk in scopes:
+        for p in blk["pairs"]:
+            for m in metrics:
+                d = p["diff"].get(m)
+                if d is None:
+                    continue
+                rows.append({"a": p["a"], "b": p["b"], "benchmark": scope, "metric": m,
+                             "a_value": blk["metrics"][p["a"]].get(m),
+                             "b_value": blk["metrics"][p["b"]].get(m),
+                             "gain": d.get("estimate"), "ci_low": d.get("ci_low"),
+                             "ci_high": d.get("ci_high"), "problems": blk["problems"]})
+    return {"comparison_metrics": metrics, "comparisons": rows}
+
+
+# ---------------------------------------------------------------- drill-down
+
+
+def drilldown(ctx: Context, cov: dict, limit: int = DRILLDOWN_LIMIT) -> dict:
+    """Problems the runs disagree on (solved under coverage's criterion by some, not all)."""
+    import numpy as np
+
+    labels = cov["labels"]
+    first, last = labels[0], labels[-1]
+    per_bench: dict[str, dict] = {}
+    shown: list[tuple[str, str, str]] = []  # (benchmark, problem id, kind)
+    total = 0
+    for b, blk in cov["benchmarks"].items():
+        ids = blk["problem_ids"]
+        flags = np.array([blk["solved"][lab] for lab in labels], dtype=bool).T  # (P, m)
+        dis = flags.any(axis=1) & ~flags.all(axis=1)
+        gain = flags[:, -1] & ~flags[:, 0]
+        loss = flags[:, 0] & ~flags[:, -1]
+        kind = np.where(gain, 0, np.where(loss, 1, 2))
+        order = sorted(np.flatnonzero(dis).tolist(), key=lambda i: (kind[i], _natural(ids[i])))
+        total += len(order)
+        per_bench[b] = {"shared_problems": len(ids), "disagree": len(order),
+                        "problem_ids": [ids[i] for i in order],
+                        "shown": [ids[i] for i in order[:limit]]}
+        shown += [(b, ids[i], ("gain", "loss", "mixed")[kind[i]]) for i in order[:limit]]
+    wanted = {(b, pid) for b, pid, _ in shown}
+    picks: dict[tuple[str, str], dict[str, dict]] = {k: {} for k in wanted}
+    for run, name in zip(ctx.runs, ctx.names):
+        groups: dict[tuple[str, str], list] = {}
+        for r in run.samples:
+            k = (r.benchmark, r.problem_id)
+            if k in wanted:
+                groups.setdefault(k, []).append(r)
+        for k, recs in groups.items():
+            recs.sort(key=lambda r: r.sample_idx)
+            picks[k][name] = _representative(recs)
+    rows = []
+    for b, pid, kind in shown:
+        runs = picks[(b, pid)]
+        gold = next((p["gold"] for p in runs.values()), None)
+        rows.append({"benchmark": b, "problem_id": pid, "kind": kind, "gold": gold,
+                     "solved": {lab: bool(cov["benchmarks"][b]["solved"][lab][
+                         cov["benchmarks"][b]["problem_ids"].index(pid)]) for lab in labels},
+                     "runs": runs})
+    return {"criterion": cov["criterion"], "limit": limit, "gain_loss_of": [first, last],
+            "total": total, "per_benchmark": per_bench, "rows": rows}
+
+
+def _representative(recs: list) -> dict:
+    """First correct sample, else the first sample of the most common answer, else sample 0."""
+    correct = [r for r in recs if r.correct]
+    if correct:
+        pick = correct[0]
+    else:
+        answers = Counter(r.extracted.strip() for r in recs if r.extracted is not None)
+        pick = recs[0]
+        if answers:
+            top = answers.most_common(1)[0][0]
+            pick = next(r for r in recs if r.extracted is not None and r.extracted.strip() == top)
+    text = pick.completion or ""
+    excerpt = text if len(text) <= EXCERPT_CHARS else "…" + text[-EXCERPT_CHARS:]
+    return {"sample_idx": pick.sample_idx, "extracted": pick.extracted, "correct": bool(pick.correct),
+            "gold": pick.gold, "finish_reason": pick.finish_reason, "excerpt": excerpt,
+            "n_correct": len(correct), "n": len(recs)}
+
+
+def _natural(s: str) -> tuple:
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)
+
+
+# ============================================================================ figures
+
+
+def make_figures(ctx: Context, data: dict) -> dict[str, bytes]:
+    """PNG bytes per figure key: coverage, length, length_quintiles, margin, training."""
+    import pandas as pd
+
+    from reports import plots
+
+    figs: dict[str, bytes] = {}
+    names = ctx.names
+    cov = data.get("coverage")
+    if cov:
+        panels = list(cov["benchmarks"].items())
+        if len(panels) > 1:
+            panels.insert(0, ("all benchmarks", cov["overall"]))
+        figs["coverage"] = plots.coverage_figure(
+            cov["labels"], [(title, {tuple(int(ch) for ch in p["cell"]): p["count"]
+                                     for p in blk["partition"]}) for title, blk in panels])
+    frames = []
+    for r in ctx.runset.runs:
+        f = r.df[["benchmark", "num_tokens", "correct"]].copy()
+        f["run"] = r.label
+        frames.append(f)
+    lf = pd.concat(frames, ignore_index=True)
+    figs["length"] = plots.length_figure(lf, names, data["main_table"]["benchmarks"])
+    ln = data.get("length")
+    if ln:
+        series: dict[str, dict[str, list]] = {}
+        for name in ln["labels"]:
+            for b, s in ln["per_run"][name]["benchmarks"].items():
+                pts = [(q["bin"], q["accuracy"]) for q in s.get("quintiles") or []]
+                if pts:
+                    series.setdefault(b, {})[name] = pts
+        if series:
+            figs["length_quintiles"] = plots.quintile_figure(series, names)
+    mg = data.get("margin")
+    if mg:
+        rows = []
+        for name in mg["labels"]:
+            for b, s in mg["per_run"][name]["benchmarks"].items():
+                pp = s.get("per_problem") or {}
+                for v in pp.get("margin") or []:
+                    rows.append((name, b, v))
+        mf = pd.DataFrame(rows, columns=["run", "benchmark", "margin"])
+        if len(mf):
+            benches = [b for b in sorted(mf["benchmark"].unique())]
+            figs["margin"] = plots.margin_figure(mf, names, benches, "margin (nats/token)")
+    panels = training_panels(data.get("training") or [])
+    if panels:
+        figs["training"] = plots.training_figure(panels)
+    return figs
+
+
+def training_panels(logs: list[dict]) -> list:
+    panels = []
+    for title, keys, std_key in TRAIN_PANELS:
+        lines = []
+        for lg in logs:
+            for key, label in keys:
+                pts = lg["series"].get(key)
+                if not pts:
+                    continue
+                steps = [p[0] for p in pts]
+                vals = [p[1] for p in pts]
+                std = None
+                if std_key and std_key in lg["series"]:
+                    sd = {p[0]: p[1] for p in lg["series"][std_key]}
+                    if all(s in sd for s in steps):
+                        std = [sd[s] for s in steps]
+                lines.append((lg["name"], label, steps, vals, std))
+        if lines:
+            panels.append((title, lines))
+    return panels
+
+
+# ============================================================================ output
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON types (numpy scalars/arrays, tuples, sets, Paths converted; NaN → None)."""
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then rename: never half a file. The file gets
+    the usual umask permissions (mkstemp alone would leave it private)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_outputs(out_dir: Path, data: dict, md: str, page: str, figures: dict[str, bytes]) -> None:
+    """Atomic writes (temp + rename); figures first so report.md never points at nothing.
+
+    Figures of an earlier report that this one does not draw are removed afterwards.
+    """
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for key, png in figures.items():
+        _atomic_bytes(fig_dir / f"{key}.png", png)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _atomic_bytes(out_dir / "report.json", text.encode("utf-8"))
+    _atomic_bytes(out_dir / "report.md", md.encode("utf-8"))
+    _atomic_bytes(out_dir / "report.html", page.encode("utf-8"))
+    for old in fig_dir.glob("*.png"):
+        if old.stem not in figures:
+            old.unlink()
