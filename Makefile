@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.amir-bench-installed
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup chromium test test-fast demo demo-quick clean
 

@@ -10,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("AMIR_BENCH_DATA_DIR") or REPO.parent / "shared" / "data")
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see amir_bench/cli.py
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
