@@ -81,6 +81,9 @@ def build_model(tokenizer, *, hidden: int = 64, layers: int = 2, heads: int = 4,
 
 def build_tiny_checkpoint(out_dir: str | Path, *, seed: int = 0, **model_kw) -> Path:
     """Write a tiny tokenizer + randomly initialized model to `out_dir`; returns the path."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer()

@@ -25,9 +25,12 @@ def _split_of(text: str) -> str:
 
 
 def _make(rng: random.Random, level: int) -> tuple[str, list[str], int]:
-    """(problem text, solution steps, answer) for one problem of the given level."""
+    """(problem text, solution steps, answer) for one problem of the given level.
+
+    Operands stay small (single digits) so that a model of a few hundred thousand parameters
+    can learn the facts; what grows with the level is the number of steps and operations."""
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
-    a, b = rng.randint(2, 20), rng.randint(2, 20)
+    a, b = rng.randint(1, 9), rng.randint(1, 9)
     if level == 1:
         if rng.random() < 0.5:
             text = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"
@@ -36,12 +39,11 @@ def _make(rng: random.Random, level: int) -> tuple[str, list[str], int]:
         text = f"{name} has {a} {item} and gives away {b}. How many {item} are left?"
         return text, [f"{a} - {b} = {a - b}"], a - b
     if level == 2:
-        c = rng.randint(1, min(a + b - 1, 20))
+        c = rng.randint(1, min(a + b - 1, 9))
         text = (f"{name} has {a} {item}, finds {b} more, then loses {c}. "
                 f"How many {item} does {name} have?")
         return text, [f"{a} + {b} = {a + b}", f"{a + b} - {c} = {a + b - c}"], a + b - c
-    a, b = rng.randint(2, 9), rng.randint(2, 9)
-    c = rng.randint(1, 20)
+    a, b, c = rng.randint(2, 5), rng.randint(2, 5), rng.randint(1, 9)
     text = (f"{name} buys {a} boxes with {b} {item} in each box and already had {c} {item}. "
             f"How many {item} does {name} have in total?")
     return text, [f"{a} * {b} = {a * b}", f"{a * b} + {c} = {a * b + c}"], a * b + c
