@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,11 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
     progress = _progress(console)
     written = list(existing)
     with Grader(timeout=cfg.grade_timeout, workers=cfg.grade_workers) as grader, \
-            JsonlAppender(cfg.out / SAMPLES) as sink, progress:
+            JsonlAppender(cfg.out / SAMPLES) as sink, progress, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="grade") as grading:
         task = progress.add_task("generate+grade", total=total) if total else None
 
-        def on_batch(batch: list[tuple[Request, dict[int, Generation]]]) -> None:
+        def grade_and_write(batch: list[tuple[Request, dict[int, Generation]]]) -> None:
             pending = [(req, s, g) for req, gens in batch for s, g in sorted(gens.items())]
             items = [item_for(lookup[req.key][1], lookup[req.key][0], g.text)
                      for req, s, g in pending]
@@ -146,8 +148,21 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
             if task is not None:
                 progress.advance(task, len(recs))
 
-        if requests:
-            backend.generate(requests, cfg.decoding(), on_batch)
+        # Grading and writing batch k overlap with generating batch k+1 (one grading thread
+        # keeps the append order); a failure in either surfaces here.
+        futures: list[Future] = []
+
+        def on_batch(batch: list[tuple[Request, dict[int, Generation]]]) -> None:
+            futures.append(grading.submit(grade_and_write, batch))
+            while futures and futures[0].done():
+                futures.pop(0).result()  # a grading or writing failure surfaces early
+
+        try:
+            if requests:
+                backend.generate(requests, cfg.decoding(), on_batch)
+        finally:  # records of batches already generated are written even on failure
+            for f in futures:
+                f.result()
     backend.close()
     return write_summary(cfg.out, written, manifest)
 

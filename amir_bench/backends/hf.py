@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -91,9 +92,8 @@ class SeededSampler:
         if self.greedy:
             choice = logp.argmax(dim=-1)
         else:
-            noise = gumbel_noise(self.seeds, step, logp.shape[-1])
-            choice = torch.where(torch.isfinite(logp), logp + noise,
-                                 torch.full_like(logp, -math.inf)).argmax(dim=-1)  # (B,)
+            noise = gumbel_noise(self.seeds, step, logp.shape[-1])  # finite: -inf stays -inf
+            choice = (logp + noise).argmax(dim=-1)  # (B,)
         self.step_logprobs.append(logp.gather(1, choice[:, None]).squeeze(1))
         out = torch.full_like(scores, -math.inf)
         out.scatter_(1, choice[:, None], 0.0)
@@ -182,19 +182,23 @@ class HFBackend:
     # ------------------------------------------------------------------ batching
 
     def auto_batch_size(self, max_len: int) -> int:
-        """Rows per generate call: fixed on CPU, from free memory and KV size on CUDA."""
+        """Rows per generate call, from free memory and the KV-cache size of one row (capped
+        at 256 on CPU, 512 on CUDA): small models get big batches, big models small ones."""
         if self.batch_size:
             return self.batch_size
-        if self.device.type != "cuda":
-            return 64
         cfg = self.model.config
         layers = cfg.num_hidden_layers
         kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        per_token = 2 * layers * kv_heads * head_dim * 2  # K and V, bf16
-        per_row = per_token * max_len + 4 * cfg.vocab_size * 4  # cache + logits work space
-        free, _ = torch.cuda.mem_get_info(self.device)
-        return int(max(1, min(512, 0.6 * free // per_row)))
+        elem = next(self.model.parameters()).element_size()
+        per_row = 2 * layers * kv_heads * head_dim * elem * max_len + 4 * cfg.vocab_size * 4
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            cap = 512
+        else:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            cap = 256
+        return int(max(1, min(cap, 0.3 * free // per_row)))
 
     def plan(self, requests: Sequence[Request], decoding: Decoding) -> list[list[tuple[Request, int, list[int]]]]:
         """Rows (request, sample_idx, prompt ids) sorted by prompt length, then chunked."""
