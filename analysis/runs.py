@@ -218,6 +218,16 @@ def _labels(paths: Sequence[Path]) -> list[str]:
     return [f"{nm}#{i + 1}" for i, nm in enumerate(names)]
 
 
+def check_distinct(paths: Sequence[Path]) -> None:
+    """A run given twice (also through another path to it) is a one-line error."""
+    seen: dict[str, Path] = {}
+    for p in paths:
+        key = os.path.realpath(p)
+        if key in seen:
+            raise UserError(f"the same run is given twice: {seen[key]} and {p}")
+        seen[key] = p
+
+
 def load_runs(run_dirs: Iterable[PathLike] | RunSet, *, scores: bool = False) -> RunSet:
     """Read each run's manifest and samples once (and scores.jsonl when asked).
 
@@ -229,12 +239,7 @@ def load_runs(run_dirs: Iterable[PathLike] | RunSet, *, scores: bool = False) ->
         paths = [Path(p) for p in run_dirs]
         if not paths:
             raise UserError("no run directories given")
-        seen: dict[str, Path] = {}
-        for p in paths:
-            key = os.path.realpath(p)
-            if key in seen:
-                raise UserError(f"the same run is given twice: {seen[key]} and {p}")
-            seen[key] = p
+        check_distinct(paths)
         labels = _labels([Path(os.path.normpath(p)) for p in paths])
         runs = []
         for p, label in zip(paths, labels):

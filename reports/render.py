@@ -117,15 +117,12 @@ def load_context(run_dirs: Sequence[str | Path], names: Sequence[str] | None, *,
 
 def load_runs(run_dirs: Sequence[str | Path], names: Sequence[str] | None) -> tuple[list[Run], list[str]]:
     """Load and sanity-check the runs; pick unique display names."""
+    from analysis.runs import check_distinct
+
     paths = [Path(d) for d in run_dirs]
     if not paths:
         raise UserError("report needs at least one run directory")
-    seen: dict[str, Path] = {}
-    for d in paths:
-        key = os.path.realpath(d)
-        if key in seen:
-            raise UserError(f"the same run is given twice: {seen[key]} and {d}")
-        seen[key] = d
+    check_distinct(paths)
     if names:
         names = [str(n) for n in names]
         if len(names) != len(paths):

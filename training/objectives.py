@@ -154,7 +154,7 @@ def ratio_update(lam: float, pref_loss: float, grpo_loss: float) -> float:
 
 
 @dataclass
-class RatioLambda:
+class RatioLambda(FixedLambda):
     """The paper's controller, faithfully: updated after every micro-batch from that micro-batch's
     *signed* GRPO loss, and the updated λ is applied to the same micro-batch (the paper's order).
 
@@ -163,8 +163,6 @@ class RatioLambda:
     makes r huge, so λ is pushed down by ×0.8 regardless of how large the preference term is.
     """
 
-    value: float
-
     def micro_batch(self, pref_loss: float, grpo_loss: float) -> float:
         self.value = ratio_update(self.value, pref_loss, grpo_loss)
         return self.value
@@ -172,21 +170,14 @@ class RatioLambda:
     def end_step(self) -> None:
         """The paper's controller has no step-level state."""
 
-    def state_dict(self) -> dict:
-        return {"value": self.value}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.value = float(state["value"])
-
 
 @dataclass
-class RatioAbsLambda:
+class RatioAbsLambda(FixedLambda):
     """Same band and factors, but r = λ·mean(L_pref) / mean(|L_grpo|) over the whole optimizer step,
     updated once at the step boundary and applied to the next step (every micro-batch of a step
     shares one λ). Using |L_grpo| avoids the sign flips of the signed, per-micro-batch version.
     """
 
-    value: float
     _pref: list[float] = field(default_factory=list)
     _grpo: list[float] = field(default_factory=list)
 
@@ -202,12 +193,6 @@ class RatioAbsLambda:
             self.value = ratio_update(self.value, mean_pref, mean_grpo)
         self._pref.clear()
         self._grpo.clear()
-
-    def state_dict(self) -> dict:
-        return {"value": self.value}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.value = float(state["value"])
 
 
 LAMBDA_SCHEDULES: dict[str, type] = {
