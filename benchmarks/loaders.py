@@ -99,7 +99,7 @@ def normalize_hub_answer(spec: BenchmarkSpec, raw: Any) -> str:
 
 def normalize_hub_row(spec: BenchmarkSpec, row: dict[str, Any], index: int) -> Problem:
     pid = str(row[spec.id_column]) if spec.id_column and spec.id_column in row \
-        else f"{spec.hub_split}-{index}"
+        else spec.hub_id_format.format(split=spec.hub_split, index=index)
     meta: dict[str, Any] = {"row_index": index}
     answer = normalize_hub_answer(spec, row[spec.answer_column])
     if spec.name == "aqua_rat":

@@ -34,7 +34,8 @@ class BenchmarkSpec:
     hub_id: str | None = None
     hub_config: str | None = None
     hub_split: str | None = None
-    id_column: str | None = None  # None: row index
+    id_column: str | None = None  # None: ids from hub_id_format
+    hub_id_format: str = "{split}-{index}"  # Hub rows without an id column, as the local files
     problem_column: str = "problem"
     answer_column: str = "answer"
     solution_column: str | None = "solution"
@@ -74,7 +75,8 @@ REGISTRY: dict[str, BenchmarkSpec] = {s.name: s for s in [
                   answer_column="final_answer", solution_column="solution", extract=_MATH,
                   description="OlympiadBench OE text-only English math competition"),
     BenchmarkSpec("minerva", "minerva_math.jsonl", "math-ai/minervamath", "default", "test",
-                  problem_column="question", solution_column=None, extract=_MATH,
+                  hub_id_format="{index}", problem_column="question", solution_column=None,
+                  extract=_MATH,
                   description="Minerva OCW math"),
     BenchmarkSpec("aqua_rat", "aqua_rat.jsonl", "deepmind/aqua_rat", "raw", "test",
                   problem_column="question", answer_column="correct",
@@ -82,7 +84,8 @@ REGISTRY: dict[str, BenchmarkSpec] = {s.name: s for s in [
                   answer_kind="choice", show_options=True,
                   description="AQuA-RAT test (multiple choice A-E)"),
     BenchmarkSpec("livemathbench", "livemathbench_amc_en.jsonl", "opencompass/LiveMathBench",
-                  "v202412_AMC_en", "test", problem_column="question", solution_column=None,
+                  "v202412_AMC_en", "test", hub_id_format="AMC_en_{index}",
+                  problem_column="question", solution_column=None,
                   extract=_MATH, description="LiveMathBench v202412 AMC English (gated on the Hub)"),
     BenchmarkSpec("arith", None, builtin=True, extract=_NUMERIC,
                   description="built-in arithmetic word problems (seeded; train/test)"),

@@ -141,3 +141,22 @@ def test_tiny_tokenizer_round_trips(tiny_ckpt):
     for s in ["Ada has 12 apples. \\boxed{3/4}", "é 漢字 ∑ <answer> </think>", "  spaced\n\ttabs"]:
         assert tok.decode(tok(s, add_special_tokens=False).input_ids) == s
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+
+
+@pytest.mark.parametrize("name,raw_file,n", [
+    ("minerva", "minerva_math_qwen25math_test.jsonl", 272),
+    ("livemathbench", "livemathbench_AMC_en.jsonl", 46),
+])
+def test_hub_rows_without_ids_get_the_local_ids(data_dir, name, raw_file, n):
+    """Hub rows with no id column are numbered like the local files, so runs compare."""
+    spec = get_spec(name)
+    local = load_problems(name, data_dir=data_dir)
+    with open(data_dir / "raw" / raw_file) as fh:
+        rows = [json.loads(line) for line in fh]
+    assert len(rows) == n == len(local)
+    for i in (0, 1, n - 1):
+        row = dict(rows[i])
+        row.setdefault("question", row.get("problem"))
+        row.setdefault("answer", local[i].answer)
+        p = normalize_hub_row(spec, row, i)
+        assert p.id == local[i].id
