@@ -88,11 +88,12 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
     from benchmarks.loaders import rows_sha256
 
     validate(cfg)
-    selected = select_problems(cfg)
-    # Resolve the checkpoint before writing anything (a bad path is a one-line error).
+    # Cheap checks first: a bad checkpoint path or backend fails before any data is fetched.
     from amir_bench.backends.hf import resolve_checkpoint
     resolve_checkpoint(cfg.ckpt)
     backend_name = resolve_backend_name(cfg.backend)
+    parse_shard(cfg.shard)
+    selected = select_problems(cfg)
     bench_entries = {spec.name: benchmark_entry(_source(spec, cfg), rows_sha256(probs),
                                                 [p.id for p in probs], [p.id for p in shard])
                      for spec, probs, shard in selected}
