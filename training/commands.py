@@ -45,7 +45,11 @@ def demo_cmd(
     result = run_demo(DemoConfig.make(out, seeds=seeds, quick=quick),
                       log=lambda s: console.print(s, highlight=False))
     console.print(Markdown(headline_markdown(result)))
-    console.print(f"base avg@8 after warm start: {100 * result['base_avg@n']:.1f} % "
+    base = result["base_avg@n"]
+    console.print(f"base avg@8 after warm start: {100 * base:.1f} % "
                   f"(warm start: {result['warm_start'].get('steps')} steps)")
+    if not quick and not 0.2 <= base <= 0.6:
+        console.print("[yellow]note: the base model's accuracy is outside the 20-60 % band the "
+                      "warm start aims for; RL has less room to show differences[/yellow]")
     console.print(f"report: {result['report']['html']}\n        {result['report']['md']}")
     console.print(f"demo finished in {result['seconds']:.0f} s")
