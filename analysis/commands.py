@@ -141,16 +141,22 @@ def coverage_cmd(
     resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
 ) -> None:
     """Which problems each run solves: 2^m partition, gains/losses, McNemar, bootstrap CIs."""
-    from amir_bench.errors import UserError
     from analysis.coverage import coverage
+
+    _analyse(lambda: coverage(runs, criterion=criterion, base=base, force=force, seed=seed,
+                              resamples=resamples), coverage_tables, out, resamples)
+
+
+def _analyse(compute, tables, out: Path, resamples: int) -> None:
+    """Shared command body: check options, compute, print the tables and notes, write JSON."""
+    from amir_bench.errors import UserError
 
     if resamples < 1:
         raise UserError("--resamples must be at least 1")
     _check_out(out)
-    result = coverage(runs, criterion=criterion, base=base, force=force, seed=seed,
-                      resamples=resamples)
+    result = compute()
     console = _console()
-    for t in coverage_tables(result):
+    for t in tables(result):
         console.print(t)
     _notes(result, console)
     _write(out, result, console)
@@ -208,18 +214,10 @@ def length_cmd(
     resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
 ) -> None:
     """Length bias: lengths of correct vs incorrect samples, truncation, quintiles, r_pb."""
-    from amir_bench.errors import UserError
     from analysis.length import length_bias
 
-    if resamples < 1:
-        raise UserError("--resamples must be at least 1")
-    _check_out(out)
-    result = length_bias(runs, seed=seed, resamples=resamples)
-    console = _console()
-    for t in length_tables(result):
-        console.print(t)
-    _notes(result, console)
-    _write(out, result, console)
+    _analyse(lambda: length_bias(runs, seed=seed, resamples=resamples), length_tables, out,
+             resamples)
 
 
 # ---------------------------------------------------------------- margin
@@ -257,15 +255,7 @@ def margin_cmd(
     resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
 ) -> None:
     """Log-prob margin between correct and incorrect samples (needs `amir-bench score`)."""
-    from amir_bench.errors import UserError
     from analysis.margin import margin
 
-    if resamples < 1:
-        raise UserError("--resamples must be at least 1")
-    _check_out(out)
-    result = margin(runs, seed=seed, resamples=resamples)
-    console = _console()
-    for t in margin_tables(result):
-        console.print(t)
-    _notes(result, console)
-    _write(out, result, console)
+    _analyse(lambda: margin(runs, seed=seed, resamples=resamples), margin_tables, out,
+             resamples)

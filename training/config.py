@@ -131,27 +131,16 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if word in ("false", "no", "off", "0"):
             return False
         raise bad
-    if hint is int:
+    if hint in (int, float):  # no bools; ints take integer-valued floats; strings are parsed
         if isinstance(value, bool):
             raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, int) or (hint is float and isinstance(value, float)):
+            return hint(value)
+        if hint is int and isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
             try:
-                return int(value.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
-    if hint is float:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
+                return hint(value.strip())
             except ValueError:
                 raise bad from None
         raise bad
