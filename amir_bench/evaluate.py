@@ -85,7 +85,7 @@ def select_problems(cfg: RunConfig):
 def run_eval(cfg: RunConfig, console: Any = None) -> dict:
     """Evaluate a checkpoint; returns the summary. Records are flushed per batch."""
     from amir_bench.grading import Grader, item_for
-    from benchmarks.loaders import rows_sha256
+    from benchmarks.loaders import benchmark_source, rows_sha256
 
     validate(cfg)
     # Cheap checks first: a bad checkpoint path or backend fails before any data is fetched.
@@ -94,7 +94,7 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
     backend_name = resolve_backend_name(cfg.backend)
     parse_shard(cfg.shard)
     selected = select_problems(cfg)
-    bench_entries = {spec.name: benchmark_entry(_source(spec, cfg), rows_sha256(probs),
+    bench_entries = {spec.name: benchmark_entry(benchmark_source(spec, cfg.data_dir), rows_sha256(probs),
                                                 [p.id for p in probs], [p.id for p in shard])
                      for spec, probs, shard in selected}
     manifest = new_manifest(
@@ -124,7 +124,7 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
                 requests.append(Request(key, problem_prompt(p, spec, cfg.template, tokenizer),
                                         missing))
     total = sum(len(r.sample_indices) for r in requests)
-    progress = _progress(console)
+    progress = progress_bar(console)
     written = list(existing)
     with Grader(timeout=cfg.grade_timeout, workers=cfg.grade_workers) as grader, \
             JsonlAppender(cfg.out / SAMPLES) as sink, progress, \
@@ -168,17 +168,8 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
     return write_summary(cfg.out, written, manifest)
 
 
-def _source(spec, cfg: RunConfig) -> str:
-    if spec.builtin:
-        return f"builtin:{spec.name}"
-    from benchmarks.loaders import resolve_data_dir
-    root = resolve_data_dir(cfg.data_dir)
-    if root:
-        return str((root / spec.local_file).resolve())
-    return f"hf:{spec.hub_id}/{spec.hub_config}/{spec.hub_split}"
-
-
-def _progress(console: Any):
+def progress_bar(console: Any):
+    """The rich progress bar shared by run and score."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -88,7 +88,7 @@ def import_run(path: Path, benchmark: str, out: Path, fmt: str = "jsonl",
                tokenizer: str | None = None, data_dir: str | None = None,
                template: str = "boxed", grade_timeout: float = 5.0) -> dict:
     from amir_bench.grading import Grader, item_for
-    from benchmarks.loaders import load_problems, rows_sha256
+    from benchmarks.loaders import benchmark_source, load_problems, rows_sha256
     from benchmarks.specs import get_spec
 
     path, out = Path(path), Path(out)
@@ -143,8 +143,7 @@ def import_run(path: Path, benchmark: str, out: Path, fmt: str = "jsonl",
     for r in rows:
         per_problem[r.problem_id] = per_problem.get(r.problem_id, 0) + 1
     n = max(per_problem.values())
-    src = str(Path(data_dir) / spec.local_file) if data_dir and spec.local_file else \
-        (f"builtin:{spec.name}" if spec.builtin else f"hf:{spec.hub_id}")
+    src = benchmark_source(spec, data_dir)
     manifest = new_manifest(
         checkpoint=f"import:{path}", checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         backend=f"import:{fmt}",

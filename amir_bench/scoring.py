@@ -47,7 +47,7 @@ def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
               template: str | None = None, console: Any = None) -> dict:
     """Score every sample of a run that has no score yet; returns counts."""
     from amir_bench.backends import make_backend
-    from amir_bench.evaluate import _progress, problem_prompt
+    from amir_bench.evaluate import problem_prompt, progress_bar
 
     run = load_run(run_dir)
     scorer = ckpt or run.manifest.get("checkpoint", {}).get("path")
@@ -71,7 +71,7 @@ def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
     tok = getattr(be, "tokenizer", None)
     prompts: dict[tuple[str, str], str] = {}
     chunk = max(1, batch_size or 64)
-    with JsonlAppender(spath) as sink, _progress(console) as progress:
+    with JsonlAppender(spath) as sink, progress_bar(console) as progress:
         task = progress.add_task("score", total=len(todo))
         for k in range(0, len(todo), chunk):
             part = todo[k:k + chunk]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from amir_bench.errors import UserError
+from amir_bench.records import iter_jsonl
 from benchmarks import arith
 from benchmarks.specs import BenchmarkSpec, Problem, get_spec
 
@@ -26,41 +27,42 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     return p
 
 
+def benchmark_source(spec: BenchmarkSpec, data_dir: str | os.PathLike | None) -> str:
+    """Where a benchmark's rows come from, as recorded in run manifests."""
+    if spec.builtin:
+        return f"builtin:{spec.name}"
+    root = resolve_data_dir(data_dir)
+    if root:
+        return str((root / spec.local_file).resolve())
+    return f"hf:{spec.hub_id}/{spec.hub_config}/{spec.hub_split}"
+
+
 def load_local(path: Path, spec: BenchmarkSpec) -> list[Problem]:
     """Rows in the shared schema; a malformed line fails with `file:line: what is wrong`."""
     if not path.exists():
         raise UserError(f"{path}: benchmark file for {spec.name!r} not found")
     out: list[Problem] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{i}: expected a JSON object")
-            for key in ("id", "problem", "answer"):
-                v = row.get(key)
-                if v is None or (isinstance(v, str) and not v.strip()):
-                    raise UserError(f"{path}:{i}: missing or empty field {key!r}")
-            if not isinstance(row["problem"], str):
-                raise UserError(f"{path}:{i}: field 'problem' must be a string")
-            pid = str(row["id"])
-            if pid in seen:
-                raise UserError(f"{path}:{i}: duplicate id {pid!r}")
-            seen.add(pid)
-            meta = row.get("meta") or {}
-            if not isinstance(meta, dict):
-                raise UserError(f"{path}:{i}: field 'meta' must be an object")
-            level = row.get("level")
-            out.append(Problem(
-                id=pid, problem=row["problem"], answer=str(row["answer"]).strip(),
-                solution=row.get("solution"), subject=row.get("subject"),
-                level=int(level) if isinstance(level, (int, float)) else None,
-                source=str(row.get("source") or path.name), meta=meta))
+    for i, row in iter_jsonl(path):
+        for key in ("id", "problem", "answer"):
+            v = row.get(key)
+            if v is None or (isinstance(v, str) and not v.strip()):
+                raise UserError(f"{path}:{i}: missing or empty field {key!r}")
+        if not isinstance(row["problem"], str):
+            raise UserError(f"{path}:{i}: field 'problem' must be a string")
+        pid = str(row["id"])
+        if pid in seen:
+            raise UserError(f"{path}:{i}: duplicate id {pid!r}")
+        seen.add(pid)
+        meta = row.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise UserError(f"{path}:{i}: field 'meta' must be an object")
+        level = row.get("level")
+        out.append(Problem(
+            id=pid, problem=row["problem"], answer=str(row["answer"]).strip(),
+            solution=row.get("solution"), subject=row.get("subject"),
+            level=int(level) if isinstance(level, (int, float)) else None,
+            source=str(row.get("source") or path.name), meta=meta))
     if not out:
         raise UserError(f"{path}: no rows")
     return out

@@ -14,7 +14,6 @@ from typing import Callable
 
 import torch
 
-from amir_bench.prompts import build_prompt
 from benchmarks import arith
 
 
@@ -82,12 +81,14 @@ def probe_accuracy(ckpt: Path, cfg: WarmStartConfig) -> float:
     """Sampled accuracy (avg@probe_n) on the first probe_problems of the arith test split."""
     from amir_bench.backends import Decoding, Request
     from amir_bench.backends.hf import HFBackend
+    from amir_bench.evaluate import problem_prompt
     from amir_bench.grading import Grader, GradeItem
     from benchmarks.specs import get_spec
 
     be = HFBackend(str(ckpt))
     probs = arith.generate("test", cfg.probe_problems)
-    reqs = [Request(p.id, build_prompt(p.problem, cfg.template, be.tokenizer),
+    spec = get_spec("arith")
+    reqs = [Request(p.id, problem_prompt(p, spec, cfg.template, be.tokenizer),
                     tuple(range(cfg.probe_n))) for p in probs]
     gold = {p.id: p.answer for p in probs}
     texts: list[tuple[str, str]] = []
@@ -95,7 +96,7 @@ def probe_accuracy(ckpt: Path, cfg: WarmStartConfig) -> float:
                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 1),
                 lambda batch: texts.extend((r.key, g.text) for r, gens in batch
                                            for g in gens.values()))
-    extract = get_spec("arith").extract
+    extract = spec.extract
     with Grader(workers=1) as grader:
         res = grader.grade([GradeItem(t, gold[k], extract) for k, t in texts])
     return sum(r.correct for r in res) / max(1, len(res))
