@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from amir_bench.errors import UserError
+from amir_bench.jsonio import (JsonlAppender, atomic_write_json, atomic_write_jsonl,  # noqa: F401
+                                atomic_write_text, iter_jsonl, truncate_partial_tail)
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
@@ -86,30 +86,7 @@ class ScoreRecord:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
 
-# ---------------------------------------------------------------- JSONL and atomic files
-
-
-def iter_jsonl(path: Path, *, tolerate_truncated_tail: bool = False) -> Iterator[tuple[int, dict]]:
-    """Yield (line_number, object). A malformed line raises UserError `file:line: why`.
-
-    With tolerate_truncated_tail, a last line without its newline that fails to parse is
-    skipped (it is what a killed writer leaves behind); `resume` drops it.
-    """
-    path = Path(path)
-    with open(path, "r", encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            if tolerate_truncated_tail and i == len(lines) and not line.endswith("\n"):
-                return
-            raise UserError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
-        yield i, obj
+# ---------------------------------------------------------------- reading runs
 
 
 def read_samples(path: Path, *, tolerate_truncated_tail: bool = False) -> list[SampleRecord]:
@@ -148,77 +125,6 @@ def _read_samples_fast(path: Path) -> list[SampleRecord] | None:
     ok = all(type(r.problem_id) is str and type(r.sample_idx) is int
              and type(r.num_tokens) is int and type(r.correct) is bool for r in recs)
     return recs if ok else None
-
-
-def truncate_partial_tail(path: Path) -> int:
-    """Drop a trailing partial line (no newline) left by a killed writer. Returns bytes cut."""
-    path = Path(path)
-    if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if data.endswith(b"\n"):
-            return 0
-        keep = data.rfind(b"\n") + 1
-        fh.truncate(keep)
-        return size - keep
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder and rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
-
-
-def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> None:
-    lines = []
-    for r in rows:
-        lines.append(r.to_json() if hasattr(r, "to_json") else json.dumps(r, ensure_ascii=False))
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-
-
-class JsonlAppender:
-    """Append records and flush+fsync per batch: the samples file is the resume point."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
-
-    def write_many(self, records: Iterable[Any]) -> None:
-        chunk = "".join((r.to_json() if hasattr(r, "to_json") else json.dumps(r)) + "\n"
-                        for r in records)
-        if chunk:
-            self._fh.write(chunk)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def __enter__(self) -> "JsonlAppender":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 @dataclass

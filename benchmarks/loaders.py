@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from amir_bench.errors import UserError
-from amir_bench.records import iter_jsonl
+from amir_bench.jsonio import iter_jsonl
 from benchmarks import arith
 from benchmarks.specs import BenchmarkSpec, Problem, get_spec
 
