@@ -36,7 +36,7 @@ SUBSYSTEM_COMMANDS: list[tuple[str, str]] = [
     ("length", "analysis.commands:length_cmd"),
     ("margin", "analysis.commands:margin_cmd"),
     ("report", "reports.commands:report_cmd"),
-    ("demo", "training.commands:demo_cmd"),
+    ("demo", "amir_bench.commands:demo_cmd"),
 ]
 
 

@@ -26,30 +26,3 @@ def train_cmd(
     path = train(cfg, out, resume=resume)
     typer.echo(f"checkpoint written to {path}")
 
-
-def demo_cmd(
-    out: Path = typer.Option(Path("demo"), "--out", help="output folder (re-running continues)"),
-    seeds: int = typer.Option(1, "--seeds", help="training seeds; >1 reports mean ± CI"),
-    quick: bool = typer.Option(False, "--quick", help="the same pipeline at toy size (CI)"),
-) -> None:
-    """Warm-start a tiny model, train GRPO and AMIR-GRPO, evaluate, analyse and report."""
-    from rich.console import Console
-    from rich.markdown import Markdown
-
-    from amir_bench.errors import UserError
-    from training.demo import DemoConfig, headline_markdown, run_demo
-
-    if seeds < 1:
-        raise UserError("--seeds must be >= 1")
-    console = Console()
-    result = run_demo(DemoConfig.make(out, seeds=seeds, quick=quick),
-                      log=lambda s: console.print(s, highlight=False))
-    console.print(Markdown(headline_markdown(result)))
-    base = result["base_avg@n"]
-    console.print(f"base avg@8 after warm start: {100 * base:.1f} % "
-                  f"(warm start: {result['warm_start'].get('steps')} steps)")
-    if not quick and not 0.2 <= base <= 0.6:
-        console.print("[yellow]note: the base model's accuracy is outside the 20-60 % band the "
-                      "warm start aims for; RL has less room to show differences[/yellow]")
-    console.print(f"report: {result['report']['html']}\n        {result['report']['md']}")
-    console.print(f"demo finished in {result['seconds']:.0f} s")
