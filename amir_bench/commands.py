@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from amir_bench.backends import Decoding
 from amir_bench.errors import UserError
+from amir_bench.runconfig import RunConfig
+from amir_bench.options import cli_option
 
 
 def _csv(text: Optional[str]) -> tuple[str, ...]:
@@ -23,45 +26,46 @@ def _console():
 
 
 def run_cmd(
-    ckpt: str = typer.Option(..., "--ckpt", help="checkpoint dir, LoRA adapter dir or Hub id"),
-    benchmarks: str = typer.Option("math500", "--benchmarks", "-b",
-                                   help="comma-separated names (see `amir-bench benchmarks`)"),
-    n: int = typer.Option(8, "--n", help="samples per problem"),
-    temperature: float = typer.Option(0.6, "--temperature"),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    top_k: int = typer.Option(0, "--top-k", help="0 = off"),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
-    template: str = typer.Option("boxed", "--template", help="boxed | amir-xml | plain"),
-    seed: int = typer.Option(0, "--seed"),
-    backend: str = typer.Option("auto", "--backend", help="auto | hf | vllm"),
-    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/NAME)"),
-    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run"),
-    shard: Optional[str] = typer.Option(None, "--shard", help="i/N: this process's share"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="AMIR_BENCH_DATA_DIR",
-                                           help="local JSONL folder instead of the Hub"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="first N problems per benchmark"),
-    problems: Optional[str] = typer.Option(None, "--problems", help="comma-separated ids"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="rows per batch (auto)"),
-    grade_timeout: float = typer.Option(5.0, "--grade-timeout", help="seconds per sample"),
-    tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vLLM only"),
+    ckpt: str = cli_option(RunConfig, "ckpt"),
+    benchmarks: str = cli_option(RunConfig, "benchmarks", "-b"),
+    n: Optional[int] = cli_option(Decoding, "n", layered=True),
+    temperature: Optional[float] = cli_option(Decoding, "temperature", layered=True),
+    top_p: Optional[float] = cli_option(Decoding, "top_p", layered=True),
+    top_k: Optional[int] = cli_option(Decoding, "top_k", layered=True),
+    max_new_tokens: Optional[int] = cli_option(Decoding, "max_new_tokens", layered=True),
+    template: Optional[str] = cli_option(RunConfig, "template", layered=True),
+    seed: Optional[int] = cli_option(Decoding, "seed", layered=True),
+    backend: str = cli_option(RunConfig, "backend"),
+    out: Optional[Path] = cli_option(RunConfig, "out"),
+    resume: bool = cli_option(RunConfig, "resume"),
+    shard: Optional[str] = cli_option(RunConfig, "shard"),
+    data_dir: Optional[str] = cli_option(RunConfig, "data_dir", envvar="AMIR_BENCH_DATA_DIR"),
+    limit: Optional[int] = cli_option(RunConfig, "limit"),
+    problems: Optional[str] = cli_option(RunConfig, "problems"),
+    batch_size: Optional[int] = cli_option(RunConfig, "batch_size"),
+    grade_timeout: float = cli_option(RunConfig, "grade_timeout"),
+    tensor_parallel_size: int = cli_option(RunConfig, "tensor_parallel_size"),
 ) -> None:
-    """Sample, grade and record a checkpoint on benchmarks; prints a table per benchmark."""
-    from amir_bench.evaluate import RunConfig, run_eval, summary_table
+    """Sample, grade and record a checkpoint on benchmarks; prints a table per benchmark.
 
-    if out is None:
-        out = Path("runs") / (Path(ckpt.rstrip("/")).name or "run")
-    cfg = RunConfig(ckpt=ckpt, out=out, benchmarks=_csv(benchmarks), n=n,
-                    temperature=temperature, top_p=top_p, top_k=top_k,
-                    max_new_tokens=max_new_tokens, template=template, seed=seed,
-                    backend=backend, resume=resume, shard=shard, data_dir=data_dir,
-                    limit=limit, problems=_csv(problems), batch_size=batch_size,
-                    grade_timeout=grade_timeout, tensor_parallel_size=tensor_parallel_size)
-    if not cfg.benchmarks:
+    Without --n each benchmark gets its preset's n, else its default_n (`amir-bench
+    benchmarks` lists both); a preset's decoding defaults apply unless a flag overrides them."""
+    from amir_bench.evaluate import run_eval, summary_table
+
+    names = _csv(benchmarks)
+    if not names:
         raise UserError("--benchmarks is empty")
+    cfg = RunConfig.from_options(ckpt, dict(
+        benchmarks=names, n=n, temperature=temperature, top_p=top_p, top_k=top_k,
+        max_new_tokens=max_new_tokens, template=template, seed=seed, backend=backend, out=out,
+        resume=resume, shard=shard, data_dir=data_dir, limit=limit,
+        problems=_csv(problems) or None, batch_size=batch_size, grade_timeout=grade_timeout,
+        tensor_parallel_size=tensor_parallel_size))
     console = _console()
     summary = run_eval(cfg, console=console)
-    console.print(summary_table(summary, title=f"{out}"))
-    console.print(f"records: {out / 'samples.jsonl'}   summary: {out / 'summary.json'}")
+    console.print(summary_table(summary, title=f"{cfg.run_dir}"))
+    console.print(f"records: {cfg.run_dir / 'samples.jsonl'}   "
+                  f"summary: {cfg.run_dir / 'summary.json'}")
 
 
 def summary_cmd(run: Path = typer.Argument(..., help="run directory")) -> None:
@@ -101,18 +105,32 @@ def grade_cmd(
 
 
 def benchmarks_cmd() -> None:
-    """List the benchmarks amir-bench knows, with their sources."""
+    """List the benchmarks (source, license, rows, default n) and the presets."""
     from rich.table import Table
 
+    from benchmarks.presets import PRESETS
     from benchmarks.specs import REGISTRY
 
     t = Table(title="benchmarks")
-    for c in ("name", "local file", "hub", "answers", "description"):
+    for c in ("name", "source (local file / Hub)", "license", "rows", "default n", "answers",
+              "description"):
         t.add_column(c)
     for s in REGISTRY.values():
-        hub = f"{s.hub_id} / {s.hub_config} / {s.hub_split}" if s.hub_id else "-"
-        t.add_row(s.name, s.local_file or "(built in)", hub, s.answer_kind, s.description)
-    _console().print(t)
+        hub = f"{s.hub_id} / {s.hub_config} / {s.hub_split}" if s.hub_id else "(no Hub source)"
+        source = "built in" if s.builtin else f"{s.local_file}\n{hub}"
+        t.add_row(s.name, source, s.license, str(s.rows or "-"),
+                  str(s.default_n) if s.default_n else "run default", s.answer_kind,
+                  s.description)
+    p = Table(title="presets (--benchmarks NAME; flags override their defaults)")
+    for c in ("preset", "members (n)", "defaults", "description"):
+        p.add_column(c)
+    for pr in PRESETS.values():
+        members = ", ".join(f"{b} ({n or REGISTRY[b].default_n})" for b, n in pr.members)
+        defaults = ", ".join(f"{k}={v}" for k, v in pr.defaults.items()) or "-"
+        p.add_row(pr.name, members, defaults, pr.description)
+    console = _console()
+    console.print(t)
+    console.print(p)
 
 
 def score_cmd(

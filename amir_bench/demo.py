@@ -117,13 +117,16 @@ def stage_train(cfg: DemoConfig, base: Path, algo: str, seed: int,
 
 
 def stage_eval(cfg: DemoConfig, ckpt: Path, name: str, log: Callable[[str], None]) -> Path:
-    from amir_bench.evaluate import RunConfig, run_eval
+    from amir_bench.backends import Decoding
+    from amir_bench.evaluate import run_eval
+    from amir_bench.runconfig import RunConfig
 
     out = cfg.out / "runs" / name
     log(f"[3/5] evaluate {name}: arith test, n={cfg.eval_n}")
-    run_eval(RunConfig(ckpt=str(ckpt), out=out, benchmarks=("arith",), n=cfg.eval_n,
-                       temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens,
-                       template=cfg.template, seed=0, backend="hf", resume=True,
+    dec = Decoding(n=cfg.eval_n, temperature=cfg.eval_temperature,
+                   max_new_tokens=cfg.max_new_tokens, seed=0)
+    run_eval(RunConfig(ckpt=str(ckpt), out=out, benchmarks=("arith",), decoding=dec,
+                       template=cfg.template, backend="hf", resume=True,
                        limit=cfg.eval_limit, grade_workers=1))
     return out
 

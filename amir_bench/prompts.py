@@ -77,3 +77,11 @@ def build_prompt(problem: str, template: str, tokenizer: Any = None) -> str:
         return tokenizer.apply_chat_template(
             build_messages(problem, template), tokenize=False, add_generation_prompt=True)
     return t.plain_format.replace("{problem}", problem)
+
+
+def problem_prompt(problem: Any, spec: Any, template: str, tokenizer: Any) -> str:
+    """The prompt of one benchmark problem (run, score, training and warm start share it): the
+    template applied to the statement, with the options listed for multiple-choice specs."""
+    text = with_options(problem.problem, problem.meta.get("options")) if spec.show_options \
+        else problem.problem
+    return build_prompt(text, template, tokenizer)

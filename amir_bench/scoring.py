@@ -47,7 +47,8 @@ def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
               template: str | None = None, console: Any = None) -> dict:
     """Score every sample of a run that has no score yet; returns counts."""
     from amir_bench.backends import make_backend
-    from amir_bench.evaluate import problem_prompt, progress_bar
+    from amir_bench.evaluate import progress_bar
+    from amir_bench.prompts import problem_prompt
 
     run = load_run(run_dir)
     scorer = ckpt or run.manifest.get("checkpoint", {}).get("path")
@@ -68,7 +69,7 @@ def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
         return {"scored": 0, "already": len(done)}
     problems = run_problems(run.manifest, data_dir)
     be = make_backend(backend, str(scorer), **({"batch_size": batch_size} if batch_size else {}))
-    tok = getattr(be, "tokenizer", None)
+    tok = be.tokenizer
     prompts: dict[tuple[str, str], str] = {}
     chunk = max(1, batch_size or 64)
     with JsonlAppender(spath) as sink, progress_bar(console) as progress:

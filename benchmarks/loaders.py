@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from amir_bench.errors import UserError
 from amir_bench.jsonio import iter_jsonl
@@ -80,11 +81,8 @@ def _strip_dollars(s: str) -> str:
     return s
 
 
-def normalize_hub_answer(spec: BenchmarkSpec, raw: Any) -> str:
-    """Bring a Hub answer column to the shared schema's answer string."""
-    if spec.name in ("gsm8k", "gsm8k_train"):
-        text = str(raw)
-        return text.split("####")[-1].strip().replace(",", "")
+def _generic_answer(raw: Any) -> str:
+    """A Hub answer cell as a string: list answers joined, `$` and float `.0` stripped."""
     if isinstance(raw, (list, tuple)):  # olympiadbench final_answer
         return ", ".join(_strip_dollars(str(x)) for x in raw)
     if isinstance(raw, float) and raw.is_integer():
@@ -92,34 +90,116 @@ def normalize_hub_answer(spec: BenchmarkSpec, raw: Any) -> str:
     s = _strip_dollars(str(raw))
     if _NUM_FLOAT.match(s):
         s = s.split(".")[0]
-    if spec.name in ("aime24", "aime25") and s.isdigit():
-        s = str(int(s))  # "025" -> "25"
-    if spec.name == "livemathbench" and re.fullmatch(r"\d{1,3}(,\d{3})+", s):
-        s = s.replace(",", "")
     return s
 
 
+def _same(answer: str, raw: Any) -> str:
+    return answer
+
+
+def _gsm8k_answer(answer: str, raw: Any) -> str:
+    """The text after `####` in the worked solution, without thousands commas."""
+    return str(raw).split("####")[-1].strip().replace(",", "")
+
+
+def _integer_answer(answer: str, raw: Any) -> str:
+    """Integer keys written with leading zeros ("025" -> "25"), as AIME keys are."""
+    return str(int(answer)) if answer.isdigit() else answer
+
+
+def _no_thousands_commas(answer: str, raw: Any) -> str:
+    return answer.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", answer) else answer
+
+
+def _no_row_quirks(spec: BenchmarkSpec, row: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Rows whose columns map onto the schema as they are."""
+
+
+def _livemathbench_row(spec: BenchmarkSpec, row: dict[str, Any], fields: dict[str, Any]) -> None:
+    """The options and question type are kept in meta."""
+    fields["meta"]["options"] = list(row.get("options") or [])
+    fields["meta"]["question_type"] = row.get("question_type")
+
+
+def _aqua_rat_row(spec: BenchmarkSpec, row: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Options in meta, and the text of the correct option (graded as an equivalent answer)."""
+    answer, opts = fields["answer"], list(row.get("options") or [])
+    fields["meta"]["options"] = opts
+    for o in opts:
+        if o.startswith(f"{answer})"):
+            fields["meta"]["answer_text"] = o[len(answer) + 1:].strip()
+
+
+def _matharena_row(spec: BenchmarkSpec, row: dict[str, Any], fields: dict[str, Any]) -> None:
+    """MathArena releases: subject = `problem_type` joined with ", "; meta keeps the 1-based
+    `problem_idx` and the type list (as the local files do)."""
+    types = row.get("problem_type")
+    types = list(types) if isinstance(types, (list, tuple)) else ([types] if types else [])
+    fields["subject"] = ", ".join(map(str, types)) or None
+    fields["meta"].update(problem_idx=int(row["problem_idx"]), problem_type=types,
+                          hf_dataset=spec.hub_id)
+
+
+def _matharena_aime_row(spec: BenchmarkSpec, row: dict[str, Any], fields: dict[str, Any]) -> None:
+    """MathArena AIME: problem_idx 1-15 are contest I, 16-30 contest II (ids `2026-II-3`)."""
+    _matharena_row(spec, row, fields)
+    idx = int(row["problem_idx"])
+    half, number = ("I", idx) if idx <= 15 else ("II", idx - 15)
+    fields["id"] = spec.hub_id_format.format(half=half, number=number)
+
+
+@dataclass(frozen=True)
+class HubNormalizer:
+    """One source's quirks: `answer` rewrites the generically normalized answer (given the raw
+    cell); `row` fills ids, subject or meta from the raw row."""
+
+    answer: Callable[[str, Any], str] = _same
+    row: Callable[[BenchmarkSpec, dict[str, Any], dict[str, Any]], None] = _no_row_quirks
+
+
+# BenchmarkSpec.hub_normalizer -> that source's quirks
+HUB_NORMALIZERS: dict[str, HubNormalizer] = {
+    "plain": HubNormalizer(),
+    "gsm8k": HubNormalizer(answer=_gsm8k_answer),
+    "integer": HubNormalizer(answer=_integer_answer),
+    "livemathbench": HubNormalizer(answer=_no_thousands_commas, row=_livemathbench_row),
+    "aqua_rat": HubNormalizer(row=_aqua_rat_row),
+    "matharena": HubNormalizer(row=_matharena_row),
+    "matharena_aime": HubNormalizer(answer=_integer_answer, row=_matharena_aime_row),
+}
+
+
+def normalize_hub_answer(spec: BenchmarkSpec, raw: Any) -> str:
+    """Bring a Hub answer cell to the shared schema's answer string."""
+    return HUB_NORMALIZERS[spec.hub_normalizer].answer(_generic_answer(raw), raw)
+
+
+class _IdKeys(dict):
+    """Keys for `hub_id_format`: the row's columns plus split and index; a key the row lacks
+    is left in place for the row normalizer to fill (`{half}` of MathArena AIME)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 def normalize_hub_row(spec: BenchmarkSpec, row: dict[str, Any], index: int) -> Problem:
-    pid = str(row[spec.id_column]) if spec.id_column and spec.id_column in row \
-        else spec.hub_id_format.format(split=spec.hub_split, index=index)
-    meta: dict[str, Any] = {"row_index": index}
-    answer = normalize_hub_answer(spec, row[spec.answer_column])
-    if spec.name == "aqua_rat":
-        opts = list(row.get("options") or [])
-        meta["options"] = opts
-        for o in opts:
-            if o.startswith(f"{answer})"):
-                meta["answer_text"] = o[len(answer) + 1:].strip()
-    if spec.name == "livemathbench":
-        meta["options"] = list(row.get("options") or [])
-        meta["question_type"] = row.get("question_type")
+    """One Hub row in the shared schema: generic column mapping, then the spec's normalizer."""
+    if spec.id_column and spec.id_column in row:
+        pid = str(row[spec.id_column])
+    else:
+        pid = spec.hub_id_format.format_map(_IdKeys(row, split=spec.hub_split, index=index))
     sol = row.get(spec.solution_column) if spec.solution_column else None
     level = row.get("level")
-    return Problem(id=pid, problem=str(row[spec.problem_column]), answer=answer,
-                   solution=sol if isinstance(sol, str) else None,
-                   subject=row.get("subject") or row.get("subfield"),
-                   level=level if isinstance(level, int) else None,
-                   source=f"hf:{spec.hub_id}/{spec.hub_config}/{spec.hub_split}", meta=meta)
+    fields: dict[str, Any] = {
+        "id": pid, "problem": str(row[spec.problem_column]),
+        "answer": normalize_hub_answer(spec, row[spec.answer_column]),
+        "solution": sol if isinstance(sol, str) else None,
+        "subject": row.get("subject") or row.get("subfield"),
+        "level": level if isinstance(level, int) else None,
+        "source": f"hf:{spec.hub_id}/{spec.hub_config}/{spec.hub_split}",
+        "meta": {"row_index": index}}
+    HUB_NORMALIZERS[spec.hub_normalizer].row(spec, row, fields)
+    return Problem(**fields)
 
 
 def load_hub(spec: BenchmarkSpec) -> list[Problem]:

@@ -71,13 +71,15 @@ def baseline(ckpt: str, problems, n: int, max_new: int, template: str) -> float:
 
 def amir_run(ckpt: str, out: Path, n: int, max_new: int, limit: int, template: str,
              batch_size: int | None) -> float:
-    from amir_bench.evaluate import RunConfig, run_eval
+    from amir_bench.backends import Decoding
+    from amir_bench.evaluate import run_eval
+    from amir_bench.runconfig import RunConfig
 
     if out.exists():
         shutil.rmtree(out)
-    cfg = RunConfig(ckpt=ckpt, out=out, benchmarks=("arith",), n=n, temperature=1.0,
-                    max_new_tokens=max_new, limit=limit, template=template, backend="hf",
-                    batch_size=batch_size)
+    cfg = RunConfig(ckpt=ckpt, out=out, benchmarks=("arith",),
+                    decoding=Decoding(n=n, temperature=1.0, max_new_tokens=max_new),
+                    limit=limit, template=template, backend="hf", batch_size=batch_size)
     t0 = time.perf_counter()
     run_eval(cfg)
     return limit * n / (time.perf_counter() - t0)

@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
+from grpo_reference import group_advantages
 from training.objectives import (LAMBDA_SCHEDULES, FixedLambda, RatioAbsLambda, RatioLambda,
-                                 group_advantages, make_schedule, mine_pairs, preference_loss,
-                                 ratio_update, sequence_logp)
+                                 make_schedule, mine_pairs, preference_loss, ratio_update,
+                                 sequence_logp)
 
 # Two groups of four: rows 0-3 and rows 4-7.
 REWARDS = torch.tensor([1.0, 0.0, 0.5, 1.0, 2.0, 0.0, 0.0, 3.0])

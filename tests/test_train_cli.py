@@ -103,7 +103,7 @@ def test_bad_recipe_file_names_the_file(tmp_path, capsys):
 def test_training_prompts_are_the_evaluation_prompts(tiny_ckpt):
     from transformers import AutoTokenizer
 
-    from amir_bench.evaluate import problem_prompt
+    from amir_bench.prompts import problem_prompt
     from training.train import build_dataset
 
     cfg = load_config("tiny-cpu", overrides=["data.limit=5"])

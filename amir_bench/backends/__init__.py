@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
 class Decoding:
-    n: int = 8
-    temperature: float = 0.6
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = off
-    max_new_tokens: int = 1024
-    seed: int = 0
+    """How to sample, declared once: `run` takes its flags' defaults and help from these fields
+    (`--max-new-tokens` for `max_new_tokens`; see `amir_bench.options.cli_option`), and the run
+    manifest records them. `n` here is the fallback when neither `--n`, a preset nor the
+    benchmark's `default_n` gives one."""
+
+    n: int = field(default=8, metadata={"help": "samples per problem of every benchmark; "
+                                                "unset: each one's preset n, else its default_n, "
+                                                "else this"})
+    temperature: float = field(default=0.6, metadata={"help": "sampling temperature (0 = greedy)"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass, in (0, 1]"})
+    top_k: int = field(default=0, metadata={"help": "top-k sampling (0 = off)"})
+    max_new_tokens: int = field(default=1024, metadata={"help": "generation budget per sample"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (per-sample seeds derive "
+                                                   "from it)"})
 
 
 @dataclass
@@ -35,8 +43,12 @@ class Request:
 
 
 class Backend(Protocol):
+    """What run, score and the warm start use of a backend; `tokenizer` renders chat templates
+    (None for a backend that takes plain text)."""
+
     name: str
     checkpoint: str
+    tokenizer: Any
 
     def generate(self, requests: Sequence[Request], decoding: Decoding,
                  on_batch: Callable[[list[tuple[Request, dict[int, Generation]]]], None]
