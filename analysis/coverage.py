@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from amir_bench.errors import UserError
 
-from analysis.runs import PathLike, RunSet, align, clean, load_runs, reorder
+from amir_bench.jsonio import jsonable
+from amir_bench.records import PathLike, RunSet, load_runs
+
+from analysis.runs import align, reorder
 from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_summary, ci_dict,
                             combine_strata, mcnemar_exact, stratum_seed)
 
 if TYPE_CHECKING:
     import numpy as np
-
-CORRECT_KEY = "\x00correct"
-
 
 def parse_criterion(text: str) -> tuple[str, float | None]:
     """'any' | 'majority' | 'avg>=T' (0 < T <= 1) -> (kind, T)."""
@@ -34,23 +34,16 @@ def parse_criterion(text: str) -> tuple[str, float | None]:
 
 
 def majority_solved(df, benchmark: str, problem_ids: Sequence[str]):
-    """Per problem: is the majority-vote answer correct? Answers pool when equal after strip
-    or when both graded correct (the grader already judged them equivalent), as in maj@n;
-    ties go to the answer seen first."""
+    """Per problem: is the majority-vote answer correct (amir_bench.metrics.majority_correct,
+    the rule maj@n uses)?"""
     import numpy as np
 
+    from amir_bench.metrics import majority_correct
+
     d = df[df["benchmark"] == benchmark]
-    pos = np.arange(len(d))
-    d = d.assign(pos=pos)
-    d = d[d["extracted"].notna()]
-    if len(d) == 0:
-        return np.zeros(len(problem_ids), dtype=bool)
-    key = d["extracted"].astype(str).str.strip().where(~d["correct"].to_numpy(), CORRECT_KEY)
-    g = (d.assign(key=key).groupby(["problem_id", "key"], sort=False)["pos"]
-         .agg(["size", "min"]).reset_index())
-    g = g.sort_values(["problem_id", "size", "min"], ascending=[True, False, True])
-    win = g.drop_duplicates("problem_id", keep="first").set_index("problem_id")["key"]
-    return (win.reindex(list(problem_ids)) == CORRECT_KEY).to_numpy()
+    won = majority_correct(d["problem_id"].tolist(), d["extracted"].tolist(),
+                           d["correct"].tolist())
+    return np.array([won.get(p, False) for p in problem_ids], dtype=bool)
 
 
 def _solved(kind: str, thr: float | None, c, ns):
@@ -75,10 +68,11 @@ def _per_problem_metrics(c, ns, ks):
     return out
 
 
-def _block(labels, ids, c, solved, ns, ks) -> tuple[dict, "np.ndarray", list[str]]:
+def _block(labels, ids, per: dict, solved) -> tuple[dict, "np.ndarray", list[str]]:
     """Everything coverage reports for one set of problems (a benchmark, or all pooled),
-    except the bootstrap CIs: returns (block, per-problem differences (P, pairs*metrics),
-    metric names). The caller bootstraps the differences and fills each pair's "diff"."""
+    except the bootstrap CIs. per: {metric: (P, m) per-problem values}. Returns (block,
+    per-problem differences (P, pairs*metrics), metric names); the caller bootstraps the
+    differences and fills each pair's "diff"."""
     import numpy as np
 
     m = len(labels)
@@ -98,7 +92,7 @@ def _block(labels, ids, c, solved, ns, ks) -> tuple[dict, "np.ndarray", list[str
             "pct_union": (100.0 * cnt / union if union else None) if code else None,
         })
 
-    per = _per_problem_metrics(c, ns, ks)
+    per = dict(per)
     per["solved_rate"] = solved.astype(np.float64)
     metric_names = list(per)
     metrics = {}
@@ -154,41 +148,44 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
     rs = reorder(load_runs(run_dirs), base)
     al = align(rs, force=force, need=2, what="coverage")
     labels = rs.labels
-    ks = ks_for(min(al.ns))
+    ks = [k for k in ks_for(min(min(v) for v in al.ns.values()))]  # pass@k every benchmark has
     blocks = {}
-    all_c, all_solved, all_ids, all_diffs, all_reps, sizes = [], [], [], [], [], []
+    pooled: dict[str, list] = {"per": [], "solved": [], "ids": [], "reps": [], "sizes": []}
     names: list[str] = []
     for b in al.benchmarks:
-        ids, c = al.problem_ids[b], al.counts[b]
+        ids, c, ns = al.problem_ids[b], al.counts[b], al.ns[b]
         if kind == "majority":
-            solved = np.stack([majority_solved(r.df, b, ids) for r in rs.runs], axis=1)
+            solved = np.stack([majority_solved(r.to_frame(), b, ids) for r in rs.runs], axis=1)
         else:
-            solved = _solved(kind, thr, c, al.ns)
-        blk, diffs, names = _block(labels, ids, c, solved, al.ns, ks)
+            solved = _solved(kind, thr, c, ns)
+        per = _per_problem_metrics(c, ns, ks_for(min(ns)))
+        blk, diffs, names = _block(labels, ids, per, solved)
         reps = bootstrap_means(diffs, resamples=resamples, seed=stratum_seed(seed, b))
         _fill_diffs(blk, diffs, reps, names)
         blk["problem_ids"] = list(ids)
         blk["solved"] = {lab: solved[:, j].tolist() for j, lab in enumerate(labels)}
         blk["correct"] = {lab: c[:, j].tolist() for j, lab in enumerate(labels)}
         blk["kept"] = al.kept[b]
+        blk["n"] = list(ns)
         blocks[b] = blk
-        all_c.append(c)
-        all_solved.append(solved)
-        all_ids.extend(f"{b}/{pid}" for pid in ids)
-        all_diffs.append(diffs)
-        all_reps.append(reps)
-        sizes.append(len(ids))
+        pooled["per"].append(per)
+        pooled["solved"].append(solved)
+        pooled["ids"].extend(f"{b}/{pid}" for pid in ids)
+        pooled["sizes"].append(len(ids))
+        # the pooled CI combines each benchmark's replicates of the metrics all of them have
+        pooled["reps"].append(_columns(reps, blk, names, ks))
     # overall: all problems pooled; CI from a bootstrap stratified by benchmark
-    overall, diffs, names = _block(labels, all_ids, np.concatenate(all_c),
-                                   np.concatenate(all_solved), al.ns, ks)
-    _fill_diffs(overall, diffs, combine_strata(all_reps, sizes), names)
+    common = ["avg@n"] + [f"pass@{k}" for k in ks]
+    per_all = {m: np.concatenate([p[m] for p in pooled["per"]]) for m in common}
+    overall, diffs, names = _block(labels, pooled["ids"], per_all, np.concatenate(pooled["solved"]))
+    _fill_diffs(overall, diffs, combine_strata(pooled["reps"], pooled["sizes"]), names)
     out = {
         "kind": "coverage",
         "runs": [r.describe() for r in rs.runs],
         "labels": labels,
         "base": labels[0] if base is not None else None,
         "criterion": criterion if kind != "avg" else f"avg>={thr:g}",
-        "n": al.ns,
+        "n": [r.n for r in rs.runs],
         "ks": ks,
         "seed": seed,
         "resamples": resamples,
@@ -198,4 +195,11 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
         "benchmarks": blocks,
         "overall": overall,
     }
-    return clean(out)
+    return jsonable(out)
+
+
+def _columns(reps, blk: dict, names: list[str], ks: list[int]):
+    """The replicate columns (pairs x metrics, as _block orders them) of the pooled metrics."""
+    common = ["avg@n"] + [f"pass@{k}" for k in ks] + ["solved_rate"]
+    keep = [i * len(names) + names.index(m) for i in range(len(blk["pairs"])) for m in common]
+    return reps[:, keep]
