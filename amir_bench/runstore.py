@@ -8,7 +8,7 @@ import importlib.metadata
 import os
 import platform
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from amir_bench import __version__
 from amir_bench.errors import UserError
@@ -69,20 +69,28 @@ def new_manifest(*, checkpoint: str, checkpoint_sha256: str | None, backend: str
     return m
 
 
-def diff_config(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ between two manifests' configuration parts."""
+def differing_keys(manifests: Sequence[dict], keys: Sequence[str],
+                   skip: Sequence[str] = ()) -> list[str]:
+    """Dotted keys under `keys` whose values are not the same in every manifest (nested dicts
+    are walked; keys named in `skip` are ignored at any depth)."""
     diffs: list[str] = []
 
-    def walk(a: Any, b: Any, prefix: str) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b)):
-                walk(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
-        elif a != b:
+    def walk(vals: list, prefix: str) -> None:
+        if all(isinstance(v, dict) for v in vals):
+            for k in sorted(set().union(*vals)):
+                if k not in skip:
+                    walk([v.get(k) for v in vals], f"{prefix}.{k}")
+        elif any(v != vals[0] for v in vals[1:]):
             diffs.append(prefix)
 
-    for key in CONFIG_KEYS:
-        walk(old.get(key), new.get(key), key)
+    for key in keys:
+        walk([m.get(key) for m in manifests], key)
     return diffs
+
+
+def diff_config(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ between two manifests' configuration parts."""
+    return differing_keys([old, new], CONFIG_KEYS)
 
 
 def open_run_dir(out: Path, manifest: dict, resume: bool) -> list[SampleRecord]:

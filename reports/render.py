@@ -33,6 +33,9 @@ from analysis.fmt import is_num
 DRILLDOWN_LIMIT = 25  # disagreeing problems shown per benchmark (all ids are in report.json)
 EXCERPT_CHARS = 300   # tail of the completion shown in the drill-down
 TRAIN_LOG = "metrics.jsonl"
+# manifest keys whose differences the setup section does not list (ids and sources vary
+# with shards and data folders; the rows' sha256 and count say what matters)
+REPORT_DIFF_SKIP = ("problem_ids", "source")
 
 # (panel title, [(metrics.jsonl key, label)], std key for a ±1 sd band)
 TRAIN_PANELS: list[tuple[str, list[tuple[str, str]], str | None]] = [
@@ -324,22 +327,10 @@ def _summary_check(run: Run, fresh: dict) -> str:
 
 def config_differences(runs: Sequence[Run]) -> list[str]:
     """Dotted manifest keys (backend, template, decoding, benchmark rows) that differ."""
+    from amir_bench.runstore import differing_keys
 
-    def flat(m: dict) -> dict:
-        out = {"backend": m.get("backend"), "template": m.get("template")}
-        dec = m.get("decoding") if isinstance(m.get("decoding"), dict) else {}
-        out.update({f"decoding.{k}": v for k, v in dec.items()})
-        mb = m.get("benchmarks") if isinstance(m.get("benchmarks"), dict) else {}
-        for b, e in mb.items():
-            if isinstance(e, dict):
-                out[f"benchmarks.{b}.sha256"] = e.get("sha256")
-                out[f"benchmarks.{b}.count"] = e.get("count")
-        return out
-
-    flats = [flat(r.manifest) for r in runs]
-    keys = sorted(set().union(*flats))
-    return [k for k in keys
-            if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+    return differing_keys([r.manifest for r in runs], ("backend", "benchmarks", "decoding",
+                                                        "template"), skip=REPORT_DIFF_SKIP)
 
 
 # ---------------------------------------------------------------- main table
