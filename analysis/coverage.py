@@ -13,8 +13,9 @@ from amir_bench.jsonio import jsonable
 from amir_bench.records import PathLike, RunSet, load_runs
 
 from analysis.runs import align, reorder
-from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_summary, ci_dict,
-                            combine_strata, mcnemar_exact, stratum_seed)
+from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_p_value,
+                            bootstrap_summary, ci_dict, combine_strata, mcnemar_exact,
+                            problems_needed, samples_needed, stratum_seed)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,11 +130,46 @@ def _fill_diffs(block: dict, diffs, reps, names: list[str]) -> None:
 
     summ = bootstrap_summary(diffs.mean(axis=0) if len(diffs) else
                              np.full(diffs.shape[1], np.nan), reps)
+    pv = bootstrap_p_value(reps) if len(diffs) else np.full(diffs.shape[1], np.nan)
     col = 0
     for pair in block["pairs"]:
         for name in names:
             pair["diff"][name] = ci_dict(summ, col)
+            pair["diff"][name]["p_value"] = None if np.isnan(pv[col]) else float(pv[col])
             col += 1
+
+
+def _bernoulli_var(c, ns):
+    """(P, m) unbiased per-sample variance of correctness, p(1 - p) n / (n - 1), per problem
+    and run (0 where n = 1)."""
+    import numpy as np
+
+    n = np.asarray(ns, dtype=np.float64)[None, :]
+    p = c / n
+    return np.where(n > 1, p * (1.0 - p) * n / np.maximum(n - 1.0, 1.0), 0.0)
+
+
+def _fill_power(block: dict, labels: list[str], avg, within, n: int) -> None:
+    """Per pair, for the avg@n difference: the problems (at this n) and the samples per
+    problem (on these problems) a two-sided test at alpha 0.05 needs for 80 % power to detect
+    the observed difference (analysis.stats.problems_needed / samples_needed)."""
+    import numpy as np
+
+    index = {lab: j for j, lab in enumerate(labels)}
+    p = len(avg)
+    for pair in block["pairs"]:
+        a, b = index[pair["a"]], index[pair["b"]]
+        d = avg[:, b] - avg[:, a]
+        delta = float(d.mean()) if p else float("nan")
+        var_d = float(d.var(ddof=1)) if p > 1 else float("nan")
+        var_w = float((within[:, a] + within[:, b]).mean()) if p else float("nan")
+        pair["power"] = {
+            "metric": "avg@n", "alpha": 0.05, "power": 0.8, "difference": delta,
+            "sd_per_problem": float(np.sqrt(var_d)) if p > 1 else None,
+            "problems_needed": problems_needed(np.sqrt(var_d), delta),
+            "samples_per_problem_needed": samples_needed(var_d, var_w, n, p, delta),
+            "n": n, "problems": p,
+        }
 
 
 def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
@@ -150,7 +186,8 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
     labels = rs.labels
     ks = [k for k in ks_for(min(min(v) for v in al.ns.values()))]  # pass@k every benchmark has
     blocks = {}
-    pooled: dict[str, list] = {"per": [], "solved": [], "ids": [], "reps": [], "sizes": []}
+    pooled: dict[str, list] = {"per": [], "solved": [], "ids": [], "reps": [], "sizes": [],
+                               "within": []}
     names: list[str] = []
     for b in al.benchmarks:
         ids, c, ns = al.problem_ids[b], al.counts[b], al.ns[b]
@@ -162,6 +199,8 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
         blk, diffs, names = _block(labels, ids, per, solved)
         reps = bootstrap_means(diffs, resamples=resamples, seed=stratum_seed(seed, b))
         _fill_diffs(blk, diffs, reps, names)
+        within = _bernoulli_var(c, ns)
+        _fill_power(blk, labels, per["avg@n"], within, min(ns))
         blk["problem_ids"] = list(ids)
         blk["solved"] = {lab: solved[:, j].tolist() for j, lab in enumerate(labels)}
         blk["correct"] = {lab: c[:, j].tolist() for j, lab in enumerate(labels)}
@@ -169,6 +208,7 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
         blk["n"] = list(ns)
         blocks[b] = blk
         pooled["per"].append(per)
+        pooled["within"].append(within)
         pooled["solved"].append(solved)
         pooled["ids"].extend(f"{b}/{pid}" for pid in ids)
         pooled["sizes"].append(len(ids))
@@ -179,6 +219,8 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
     per_all = {m: np.concatenate([p[m] for p in pooled["per"]]) for m in common}
     overall, diffs, names = _block(labels, pooled["ids"], per_all, np.concatenate(pooled["solved"]))
     _fill_diffs(overall, diffs, combine_strata(pooled["reps"], pooled["sizes"]), names)
+    _fill_power(overall, labels, per_all["avg@n"], np.concatenate(pooled["within"]),
+                min(min(v) for v in al.ns.values()))
     out = {
         "kind": "coverage",
         "runs": [r.describe() for r in rs.runs],
