@@ -54,15 +54,16 @@ def truncate_partial_tail(path: Path) -> int:
         return size - keep
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder and rename: readers never see half a file."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder and rename: readers never see half a file.
+    The file gets the permissions open() would give (mkstemp alone makes it 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -72,8 +73,39 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """UTF-8 text written atomically (see atomic_write_bytes)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
+    """obj as indented JSON, written atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types: numpy scalars/arrays, tuples, sets and Paths converted, keys made
+    strings, NaN/inf -> None, so json.dumps(..., allow_nan=False) accepts the result."""
+    import math
+
+    import numpy as np
+
+    def conv(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {str(k): conv(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple, set)):
+            return [conv(v) for v in x]
+        if isinstance(x, np.ndarray):
+            return conv(x.tolist())
+        if isinstance(x, np.generic):
+            x = x.item()
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, Path):
+            return str(x)
+        return x
+
+    return conv(obj)
 
 
 def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> None:
@@ -107,8 +139,6 @@ class JsonlAppender:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
 
 
 def _umask() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -69,12 +69,10 @@ def summarize_benchmark(records: Sequence[SampleRecord], n: int | None = None) -
         else:  # uneven sample counts (partial run): per-problem n
             out[f"pass@{k}"] = float(np.mean([pass_at_k(int(m), int(c), min(k, int(m)))
                                               for m, c in zip(counts, correct)]))
-    maj_hits = 0
-    for v in by_pid.values():
-        winner = _majority_record(v)
-        maj_hits += bool(winner is not None and winner.correct)
-    out[f"maj@{n_eff}"] = maj_hits / len(by_pid)
     recs = list(records)
+    maj = majority_correct([r.problem_id for r in recs], [r.extracted for r in recs],
+                           [r.correct for r in recs])
+    out[f"maj@{n_eff}"] = sum(maj.values()) / len(by_pid)
     out["no_answer_rate"] = float(np.mean([r.grade_status == "no_answer" for r in recs]))
     out["timeout_rate"] = float(np.mean([r.grade_status == "timeout" for r in recs]))
     out["truncation_rate"] = float(np.mean([r.finish_reason == "length" for r in recs]))
@@ -87,31 +85,36 @@ def summarize_benchmark(records: Sequence[SampleRecord], n: int | None = None) -
     return out
 
 
-def _majority_record(samples: Sequence[SampleRecord]) -> SampleRecord | None:
-    """The representative sample of the largest answer cluster.
-
-    Answers are pooled when they are the same string, or when both were graded correct
-    against the same gold (the grader already judged them equivalent)."""
-    clusters: list[list[SampleRecord]] = []
-    for r in samples:
-        if r.extracted is None:
+def majority_correct(problem_ids: Sequence[str], extracted: Sequence[str | None],
+                     correct: Sequence[bool]) -> dict[str, bool]:
+    """Per problem: is the majority-vote answer correct? Answers pool when equal after strip,
+    or when both were graded correct (the grader already judged them equivalent to the gold);
+    ties go to the answer seen first; samples without an answer do not vote (a problem
+    without any answer is absent)."""
+    votes: dict[tuple[str, object], list[int]] = {}  # (problem, answer key) -> [count, first]
+    for pos, (pid, ans, ok) in enumerate(zip(problem_ids, extracted, correct)):
+        if ans is None or ans != ans:  # None, or NaN from a pandas column
             continue
-        for cl in clusters:
-            head = cl[0]
-            if r.extracted.strip() == head.extracted.strip() or (r.correct and head.correct):
-                cl.append(r)
-                break
+        key = (pid, True if ok else str(ans).strip())  # every correct answer shares one key
+        v = votes.get(key)
+        if v is None:
+            votes[key] = [1, pos]
         else:
-            clusters.append([r])
-    if not clusters:
-        return None
-    best = max(range(len(clusters)), key=lambda i: (len(clusters[i]), -i))
-    return clusters[best][0]
+            v[0] += 1
+    best: dict[str, tuple[int, int, bool]] = {}
+    for (pid, key), (count, first) in votes.items():
+        b = best.get(pid)
+        if b is None or count > b[0] or (count == b[0] and first < b[1]):
+            best[pid] = (count, first, key is True)
+    return {pid: b[2] for pid, b in best.items()}
 
 
-def summarize(records: Iterable[SampleRecord], n: int | None = None) -> dict[str, dict]:
-    """{benchmark: metrics} over all records of a run."""
+def summarize(records: Iterable[SampleRecord],
+              n: int | Mapping[str, int] | None = None) -> dict[str, dict]:
+    """{benchmark: metrics} over all records of a run; n is one for all benchmarks or
+    {benchmark: n} (Run.ns); a benchmark without one uses the most samples of a problem."""
     by_bench: dict[str, list[SampleRecord]] = defaultdict(list)
     for r in records:
         by_bench[r.benchmark].append(r)
-    return {b: summarize_benchmark(v, n) for b, v in sorted(by_bench.items())}
+    return {b: summarize_benchmark(v, n.get(b) if isinstance(n, Mapping) else n)
+            for b, v in sorted(by_bench.items())}

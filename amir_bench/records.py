@@ -1,28 +1,37 @@
-"""The data contract: a run directory of SampleRecords plus a manifest.
+"""The data contract: a run directory of SampleRecords plus a manifest, and the one reader.
 
 Every analysis, report and the trainer's reward read these types and nothing else.
 Field names are the contract: add fields only with a default, never rename.
+`load_run` / `load_runs` are the only way a run directory is read: manifest first, then
+samples.jsonl (duplicate keys de-duplicated, first kept, and counted so analyses can say so);
+`Run.to_frame()` is the per-sample pandas frame the analyses use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence, Union
 
 from amir_bench.errors import UserError
 from amir_bench.jsonio import (JsonlAppender, atomic_write_json, atomic_write_jsonl,  # noqa: F401
                                 atomic_write_text, iter_jsonl, truncate_partial_tail)
+
+PathLike = Union[str, os.PathLike]
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
 SUMMARY = "summary.json"
 SCORES = "scores.jsonl"
 
-FINISH_REASONS = ("stop", "length", "error")
-GRADE_STATUSES = ("ok", "no_answer", "timeout", "error")
+# Columns of the per-sample frame (Run.to_frame) and the per-score frame (Run.scores).
+SAMPLE_COLUMNS = ("benchmark", "problem_id", "sample_idx", "correct", "num_tokens",
+                  "finish_reason", "extracted")
+SCORE_COLUMNS = ("benchmark", "problem_id", "sample_idx", "logprob_mean", "logprob_sum",
+                 "num_tokens", "scorer")
 
 
 @dataclass
@@ -50,13 +59,18 @@ class SampleRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SampleRecord":
+        """Checked construction: a missing field or a value of the wrong kind is a ValueError."""
         missing = [f for f in _SAMPLE_REQUIRED if f not in d]
         if missing:
             raise ValueError(f"missing field(s) {', '.join(missing)}")
         rec = cls(**{k: v for k, v in d.items() if k in _SAMPLE_FIELDS})
-        rec.sample_idx = int(rec.sample_idx)
-        rec.num_tokens = int(rec.num_tokens)
+        rec.sample_idx = _integral(rec.sample_idx, "sample_idx")
+        rec.num_tokens = _integral(rec.num_tokens, "num_tokens")
+        if not isinstance(rec.correct, bool):
+            raise ValueError(f"correct must be true or false, got {rec.correct!r}")
         rec.problem_id = str(rec.problem_id)
+        rec.benchmark = str(rec.benchmark)
+        rec.finish_reason = str(rec.finish_reason)
         return rec
 
 
@@ -85,66 +99,129 @@ class ScoreRecord:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ScoreRecord":
+        """Checked construction: key fields present, logprob_mean a number."""
+        for k in ("benchmark", "problem_id", "sample_idx", "logprob_mean"):
+            if d.get(k) is None:
+                raise ValueError(f"missing or non-numeric {k}")
+        lm = d["logprob_mean"]
+        if isinstance(lm, bool) or not isinstance(lm, (int, float)):
+            raise ValueError("missing or non-numeric logprob_mean")
+        ls = d.get("logprob_sum")
+        return cls(benchmark=str(d["benchmark"]), problem_id=str(d["problem_id"]),
+                   sample_idx=_integral(d["sample_idx"], "sample_idx"),
+                   logprob_sum=float(ls) if isinstance(ls, (int, float)) else float("nan"),
+                   logprob_mean=float(lm), num_tokens=d.get("num_tokens"),
+                   scorer=str(d.get("scorer") or ""))
 
-# ---------------------------------------------------------------- reading runs
+
+def _integral(v: Any, name: str) -> int:
+    """v as an int when it is a whole number (3 or 3.0), else ValueError naming the field."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v % 1:
+        raise ValueError(f"{name} must be an integer, got {v!r}")
+    return int(v)
 
 
-def read_samples(path: Path, *, tolerate_truncated_tail: bool = False) -> list[SampleRecord]:
-    """All SampleRecords of a samples file. Well-formed files take one JSON parse; anything
-    unusual goes line by line so the error names the file and line."""
-    path = Path(path)
-    fast = _read_samples_fast(path)
-    if fast is not None:
-        return fast
-    out = []
-    for i, obj in iter_jsonl(path, tolerate_truncated_tail=tolerate_truncated_tail):
+# ---------------------------------------------------------------- reading JSONL files
+
+
+def _jsonl_objects(path: Path, hint: str, *, tolerate_truncated_tail: bool = False
+                   ) -> tuple[list[dict], list[int]] | None:
+    """(objects, line numbers) of a JSONL file in one json.loads; None when a line is unusual
+    (the caller then reads line by line so the error names it). A last line cut off mid-object
+    (what a killed writer leaves) is skipped when tolerated, else a UserError with `hint`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    lines = text.split("\n")
+    keep = [i for i, line in enumerate(lines) if line.strip()]
+    if keep and not text.endswith("\n"):
         try:
-            out.append(SampleRecord.from_dict(obj))
+            json.loads(lines[keep[-1]])
+        except (json.JSONDecodeError, RecursionError):
+            if not tolerate_truncated_tail:
+                i = keep[-1] + 1
+                raise UserError(f"{path}:{i}: not valid JSON: {path.name}:{i}: last line is cut "
+                                f"off (an interrupted writer?); {hint}") from None
+            keep.pop()
+    if not keep:
+        return [], []
+    try:
+        objs = json.loads("[" + ",".join(lines[i] for i in keep) + "]")
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if len(objs) != len(keep) or not all(type(o) is dict for o in objs):
+        return None
+    return objs, [i + 1 for i in keep]
+
+
+def _parse(path: Path, hint: str, build, what: str, *,
+           tolerate_truncated_tail: bool = False) -> list:
+    """Records of a JSONL file via `build(dict)`; any bad line is `file:line: why`."""
+    parsed = _jsonl_objects(path, hint, tolerate_truncated_tail=tolerate_truncated_tail)
+    pairs = (zip(parsed[1], parsed[0]) if parsed is not None
+             else iter_jsonl(path, tolerate_truncated_tail=tolerate_truncated_tail))
+    out = []
+    for i, obj in pairs:
+        try:
+            out.append(build(obj))
         except (TypeError, ValueError) as e:
-            raise UserError(f"{path}:{i}: not a SampleRecord ({e})") from None
+            raise UserError(f"{path}:{i}: not a {what} ({e})") from None
     return out
 
 
-def _read_samples_fast(path: Path) -> list[SampleRecord] | None:
-    """One json.loads over the whole file; None when any line is unusual (truncated,
-    malformed, extra or missing fields, odd types)."""
-    text = path.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        return None
-    lines = [ln for ln in text.split("\n") if ln.strip()]
-    try:
-        objs = json.loads("[" + ",".join(lines) + "]")
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    if len(objs) != len(lines):
-        return None
-    try:
-        recs = [SampleRecord(**o) for o in objs]
-    except TypeError:  # not an object, a missing or an unknown field
-        return None
-    ok = all(type(r.problem_id) is str and type(r.sample_idx) is int
-             and type(r.num_tokens) is int and type(r.correct) is bool for r in recs)
-    return recs if ok else None
+def read_samples(path: Path, *, tolerate_truncated_tail: bool = False) -> list[SampleRecord]:
+    """All SampleRecords of a samples file, in file order (duplicates kept; see dedupe)."""
+    path = Path(path)
+    parsed = _jsonl_objects(path, _resume_hint(path), tolerate_truncated_tail=tolerate_truncated_tail)
+    if parsed is not None:
+        try:  # the common case: well-formed records, checked in bulk
+            recs = [SampleRecord(**o) for o in parsed[0]]
+            if all(type(r.problem_id) is str and type(r.sample_idx) is int
+                   and type(r.num_tokens) is int and type(r.correct) is bool
+                   and type(r.benchmark) is str and type(r.finish_reason) is str for r in recs):
+                return recs
+        except TypeError:  # a missing or an unknown field
+            pass
+    return _parse(path, _resume_hint(path), SampleRecord.from_dict, "SampleRecord",
+                  tolerate_truncated_tail=tolerate_truncated_tail)
 
 
-@dataclass
-class Run:
-    """A loaded run directory."""
+def _resume_hint(path: Path) -> str:
+    return f"resume the run with `amir-bench run ... --out {path.parent} --resume`"
 
-    path: Path
-    manifest: dict
-    samples: list[SampleRecord] = field(default_factory=list)
 
-    @property
-    def name(self) -> str:
-        return self.path.name
+def read_scores(run_dir: Path) -> list[ScoreRecord]:
+    """All ScoreRecords of a run's scores.jsonl; absent or empty -> run `amir-bench score`."""
+    run_dir = Path(run_dir)
+    spath = run_dir / SCORES
+    if not spath.exists():
+        raise UserError(f"{run_dir}: no {SCORES}; run `amir-bench score {run_dir}` first")
+    out = _parse(spath, f"resume it with `amir-bench score {run_dir}`", ScoreRecord.from_dict,
+                 "score record")
+    if not out:
+        raise UserError(f"{spath}: empty; run `amir-bench score {run_dir}` first")
+    return out
 
-    @property
-    def n(self) -> int:
-        return int(self.manifest.get("decoding", {}).get("n", 0))
+
+def dedupe(records: Sequence[Any]) -> tuple[list, int]:
+    """Records with a key seen before dropped (the first kept), and how many were dropped."""
+    seen: set = set()
+    out = []
+    for r in records:
+        k = r.key
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out, len(records) - len(out)
 
 
 def read_manifest(run_dir: Path) -> dict:
+    """manifest.json of a run directory; missing or broken -> one-line UserError."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a directory")
@@ -153,34 +230,209 @@ def read_manifest(run_dir: Path) -> dict:
         raise UserError(f"{run_dir}: not a run directory (no {MANIFEST})")
     try:
         m = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{mpath}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        why = f"{e.msg}, line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+        raise UserError(f"{mpath}: not valid JSON ({why})") from None
     if not isinstance(m, dict):
         raise UserError(f"{mpath}: expected a JSON object")
     return m
 
 
-def load_run(run_dir: Path) -> Run:
-    """Read manifest and samples; a missing or broken file is a one-line UserError."""
+# ---------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    """A loaded run directory: manifest, its SampleRecords (file order, de-duplicated), the
+    display label, and (after load_scores) the scores frame."""
+
+    path: Path
+    manifest: dict
+    samples: list[SampleRecord] = field(default_factory=list)
+    label: str = ""
+    duplicates_dropped: int = 0
+    scores: Any = None  # pandas.DataFrame of SCORE_COLUMNS once load_scores() ran
+    _frame: Any = field(default=None, repr=False, compare=False)
+    _max_idx: dict | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.label = self.label or self.path.name
+
+    @property
+    def benchmarks(self) -> list[str]:
+        """Benchmarks that have samples, sorted."""
+        return sorted(self._sample_idx_max())
+
+    def _sample_idx_max(self) -> dict[str, int]:
+        if self._max_idx is None:
+            m: dict[str, int] = {}
+            for r in self.samples:
+                if r.sample_idx > m.get(r.benchmark, -1):
+                    m[r.benchmark] = r.sample_idx
+            self._max_idx = m
+        return self._max_idx
+
+    def n_for(self, bench: str) -> int:
+        """Samples per problem of one benchmark: the manifest's per-benchmark n, else
+        decoding.n, else the largest sample_idx + 1 seen (0 without samples)."""
+        m = self.manifest
+        e = _entry(m.get("benchmarks"), bench)
+        for where, v in ((f"benchmarks.{bench}.n", e.get("n")),
+                         ("decoding.n", _entry(m, "decoding").get("n"))):
+            if v:
+                try:
+                    return int(v)
+                except (TypeError, ValueError):
+                    raise UserError(f"{self.path}: manifest {where} is not an integer "
+                                    f"({v!r})") from None
+        return self._sample_idx_max().get(bench, -1) + 1
+
+    @property
+    def ns(self) -> dict[str, int]:
+        """{benchmark: n} for every benchmark with samples."""
+        return {b: self.n_for(b) for b in self.benchmarks}
+
+    @property
+    def n(self) -> int:
+        """The run's samples per problem: the one n of its benchmarks (the largest if they
+        differ; see ns), else decoding.n."""
+        ns = self.ns
+        if ns:
+            return max(ns.values())
+        dn = _entry(self.manifest, "decoding").get("n")
+        return int(dn) if isinstance(dn, int) else 0
+
+    def bench_sha(self, bench: str) -> str | None:
+        """The manifest's sha256 of the benchmark rows this run evaluated (None if absent)."""
+        return _entry(self.manifest.get("benchmarks"), bench).get("sha256")
+
+    def describe(self) -> dict:
+        """Provenance block for JSON outputs."""
+        m = self.manifest
+        ck = _entry(m, "checkpoint")
+        out = {"label": self.label, "path": str(self.path), "n": self.n,
+               "checkpoint": ck.get("path"), "checkpoint_sha256": ck.get("sha256"),
+               "backend": m.get("backend"), "created_at": m.get("created_at"),
+               "samples": len(self.samples)}
+        if len(set(self.ns.values())) > 1:
+            out["n_per_benchmark"] = self.ns
+        return out
+
+    def to_frame(self):
+        """pandas frame of SAMPLE_COLUMNS, one row per sample in file order (built once)."""
+        if self._frame is None:
+            import pandas as pd
+
+            s = self.samples
+            df = pd.DataFrame({
+                "benchmark": [r.benchmark for r in s],
+                "problem_id": [r.problem_id for r in s],
+                "sample_idx": pd.array([r.sample_idx for r in s], dtype="int64"),
+                "correct": pd.array([r.correct for r in s], dtype=bool),
+                "num_tokens": pd.array([r.num_tokens for r in s], dtype="int64"),
+                "finish_reason": [r.finish_reason for r in s],
+                "extracted": [r.extracted for r in s],
+            }, columns=list(SAMPLE_COLUMNS))
+            self._frame = df
+        return self._frame
+
+    def load_scores(self) -> Any:
+        """Read scores.jsonl into self.scores (a frame of SCORE_COLUMNS) once; returns it."""
+        if self.scores is None:
+            import pandas as pd
+
+            recs = read_scores(self.path)
+            self.scores = pd.DataFrame({c: [getattr(r, c) for r in recs] for c in SCORE_COLUMNS},
+                                       columns=list(SCORE_COLUMNS))
+        return self.scores
+
+
+def _entry(d: Any, key: str) -> dict:
+    """d[key] when d is a dict and that value is a dict, else {} (manifests are user files)."""
+    e = d.get(key) if isinstance(d, dict) else None
+    return e if isinstance(e, dict) else {}
+
+
+@dataclass
+class RunSet:
+    """Several loaded runs, in the order given; analyses accept it to load once."""
+
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return [r.label for r in self.runs]
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def load_run(run_dir: PathLike, label: str = "") -> Run:
+    """Read manifest, then samples (de-duplicated); a missing or broken file is a one-line
+    UserError. A run with no samples loads (empty); load_runs refuses it."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     spath = run_dir / SAMPLES
     if not spath.exists():
         raise UserError(f"{run_dir}: run has no {SAMPLES}")
-    samples = read_samples(spath)
-    return Run(path=run_dir, manifest=manifest, samples=samples)
+    samples, dropped = dedupe(read_samples(spath))
+    return Run(path=run_dir, manifest=manifest, samples=samples, label=label,
+               duplicates_dropped=dropped)
 
 
-def read_scores(run_dir: Path) -> list[ScoreRecord]:
-    run_dir = Path(run_dir)
-    spath = run_dir / SCORES
-    if not spath.exists():
-        raise UserError(f"{run_dir}: no {SCORES}; run `amir-bench score {run_dir}` first")
-    out = []
-    names = {f.name for f in dataclasses.fields(ScoreRecord)}
-    for i, obj in iter_jsonl(spath, tolerate_truncated_tail=False):
-        try:
-            out.append(ScoreRecord(**{k: v for k, v in obj.items() if k in names}))
-        except TypeError as e:
-            raise UserError(f"{spath}:{i}: not a score record ({e})") from None
-    return out
+def load_runs(run_dirs: Iterable[PathLike] | RunSet, names: Sequence[str] | None = None, *,
+              scores: bool = False) -> RunSet:
+    """Load several runs once each, labelled by `names` or run_labels; a RunSet is returned
+    as it is (scores loaded if asked), so callers can share one load."""
+    if isinstance(run_dirs, RunSet):
+        rs = run_dirs
+    else:
+        paths = [Path(p) for p in run_dirs]
+        if not paths:
+            raise UserError("no run directories given")
+        check_distinct(paths)
+        labels = check_names(names, len(paths)) if names else run_labels(paths)
+        rs = RunSet([load_run(p, label) for p, label in zip(paths, labels)])
+        for r in rs.runs:
+            if not r.samples:
+                raise UserError(f"{r.path}: {SAMPLES} holds no samples")
+    if scores:
+        for r in rs.runs:
+            r.load_scores()
+    return rs
+
+
+def run_labels(paths: Sequence[PathLike]) -> list[str]:
+    """Short unique display labels: folder names; where two collide, parent folders are added
+    until they differ (name#i as a last resort)."""
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    for depth in range(1, 9):
+        cand = ["/".join(ps[-depth:]) for ps in parts]
+        if len(set(cand)) == len(cand):
+            return cand
+    return [f"{Path(p).name}#{i + 1}" for i, p in enumerate(paths)]
+
+
+def check_names(names: Sequence[str], count: int) -> list[str]:
+    """User-given display names: one per run, non-empty, unique."""
+    names = [str(n) for n in names]
+    if len(names) != count:
+        raise UserError(f"--name given {len(names)} time(s) for {count} run(s); "
+                        "give one name per run or none")
+    if any(not n.strip() for n in names):
+        raise UserError("--name must not be empty")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UserError(f"--name {dup[0]!r} given twice; names must be unique")
+    return names
+
+
+def check_distinct(paths: Sequence[PathLike]) -> None:
+    """A run given twice (also through another path to it) is a one-line error."""
+    seen: dict[str, PathLike] = {}
+    for p in paths:
+        key = os.path.realpath(p)
+        if key in seen:
+            raise UserError(f"the same run is given twice: {seen[key]} and {p}")
+        seen[key] = p

@@ -8,21 +8,19 @@ import importlib.metadata
 import os
 import platform
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from amir_bench import __version__
 from amir_bench.errors import UserError
 from amir_bench.metrics import summarize
-from amir_bench.records import (MANIFEST, SAMPLES, SUMMARY, SampleRecord, atomic_write_json,
-                                atomic_write_jsonl, read_manifest, read_samples,
-                                truncate_partial_tail)
+from amir_bench.jsonio import atomic_write_json, atomic_write_jsonl, truncate_partial_tail
+from amir_bench.records import (MANIFEST, SAMPLES, SUMMARY, Run, SampleRecord, dedupe, load_run,
+                                read_manifest, read_samples)
 
 # Manifest keys that define what a run computes; the rest is provenance.
 CONFIG_KEYS = ("checkpoint", "backend", "decoding", "template", "benchmarks", "shard")
 VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "peft", "trl",
                       "math-verify", "vllm")
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
 def package_versions() -> dict[str, str]:
@@ -71,20 +69,28 @@ def new_manifest(*, checkpoint: str, checkpoint_sha256: str | None, backend: str
     return m
 
 
-def diff_config(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ between two manifests' configuration parts."""
+def differing_keys(manifests: Sequence[dict], keys: Sequence[str],
+                   skip: Sequence[str] = ()) -> list[str]:
+    """Dotted keys under `keys` whose values are not the same in every manifest (nested dicts
+    are walked; keys named in `skip` are ignored at any depth)."""
     diffs: list[str] = []
 
-    def walk(a: Any, b: Any, prefix: str) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b)):
-                walk(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
-        elif a != b:
+    def walk(vals: list, prefix: str) -> None:
+        if all(isinstance(v, dict) for v in vals):
+            for k in sorted(set().union(*vals)):
+                if k not in skip:
+                    walk([v.get(k) for v in vals], f"{prefix}.{k}")
+        elif any(v != vals[0] for v in vals[1:]):
             diffs.append(prefix)
 
-    for key in CONFIG_KEYS:
-        walk(old.get(key), new.get(key), key)
+    for key in keys:
+        walk([m.get(key) for m in manifests], key)
     return diffs
+
+
+def diff_config(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ between two manifests' configuration parts."""
+    return differing_keys([old, new], CONFIG_KEYS)
 
 
 def open_run_dir(out: Path, manifest: dict, resume: bool) -> list[SampleRecord]:
@@ -107,7 +113,7 @@ def open_run_dir(out: Path, manifest: dict, resume: bool) -> list[SampleRecord]:
             raise UserError(f"--resume with a changed configuration: {', '.join(diffs[:8])}")
         truncate_partial_tail(out / SAMPLES)
         records = read_samples(out / SAMPLES) if (out / SAMPLES).exists() else []
-        return _dedupe(records)
+        return dedupe(records)[0]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} exists and is not a run directory; choose another --out")
     return []
@@ -121,28 +127,18 @@ def init_run_dir(out: Path, manifest: dict) -> None:
         atomic_write_json(out / MANIFEST, manifest)
 
 
-def _dedupe(records: Sequence[SampleRecord]) -> list[SampleRecord]:
-    seen: set = set()
-    out = []
-    for r in records:
-        if r.key not in seen:
-            seen.add(r.key)
-            out.append(r)
-    return out
-
-
 def write_summary(run_dir: Path, records: Sequence[SampleRecord] | None = None,
                   manifest: dict | None = None) -> dict:
     """summary.json, derived only from samples.jsonl + manifest (recomputable any time)."""
     run_dir = Path(run_dir)
-    manifest = manifest or read_manifest(run_dir)
     if records is None:
-        spath = run_dir / SAMPLES
-        if not spath.exists():
-            raise UserError(f"{run_dir}: run has no {SAMPLES}")
-        records = read_samples(spath)
-    n = int(manifest.get("decoding", {}).get("n") or 0) or None
-    summary = summarize(records, n)
+        run = load_run(run_dir)
+        if manifest is not None:
+            run.manifest = manifest
+    else:
+        run = Run(path=run_dir, manifest=manifest or read_manifest(run_dir),
+                  samples=list(records))
+    summary = summarize(run.samples, run.ns)
     atomic_write_json(run_dir / SUMMARY, summary)
     return summary
 
@@ -209,10 +205,7 @@ def merge_runs(shard_dirs: Sequence[Path], out: Path) -> dict:
             raise UserError(f"shards cover {len(e['problem_ids'])} of {e['count']} {b} problems")
     records: list[SampleRecord] = []
     for _, _, d, _ in sorted(shards, key=lambda s: s[0]):
-        spath = d / SAMPLES
-        if not spath.exists():
-            raise UserError(f"{d}: run has no {SAMPLES}")
-        records.extend(read_samples(spath))
+        records.extend(load_run(d).samples)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty; choose another --out")

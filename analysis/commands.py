@@ -12,7 +12,13 @@ from typing import List, Optional
 
 import typer
 
+from analysis.fmt import MISSING, estimate_ci, num, pct, snum
+
 RUNS_HELP = "run directories (manifest.json + samples.jsonl)"
+
+
+def _snum4(x) -> str:
+    return snum(x, 4)
 
 
 def _console():
@@ -21,25 +27,6 @@ def _console():
 
     from rich.console import Console
     return Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _fmt(v, digits: int = 3, pct: bool = False) -> str:
-    if v is None:
-        return "–"
-    if pct:
-        return f"{100.0 * v:.1f}"
-    return f"{v:.{digits}f}"
-
-
-def _ci(d: dict | None, scale: float = 1.0, digits: int = 1, signed: bool = True) -> str:
-    """'+2.3 [-0.4, +5.1]' from {"estimate","ci_low","ci_high"}."""
-    if not d or d.get("estimate") is None:
-        return "–"
-    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
-    est = f.format(scale * d["estimate"])
-    if d.get("ci_low") is None:
-        return est
-    return f"{est} [{f.format(scale * d['ci_low'])}, {f.format(scale * d['ci_high'])}]"
 
 
 def _check_out(out: Path) -> None:
@@ -56,7 +43,7 @@ def _check_out(out: Path) -> None:
 def _write(out: Path, result: dict, console) -> None:
     """Write the JSON atomically (temp file + rename): no half-written file on error."""
     from amir_bench.errors import UserError
-    from amir_bench.records import atomic_write_json
+    from amir_bench.jsonio import atomic_write_json
 
     try:
         atomic_write_json(out, result)
@@ -92,8 +79,8 @@ def coverage_tables(result: dict) -> list:
         row = ["✓" if ch == "1" else "✗" for ch in cell["cell"]]
         for _, blk in scopes:
             c = blk["partition"][i]
-            pct = "" if c["pct_union"] is None else f" ({c['pct_union']:.1f}%)"
-            row.append(f"{c['count']}{pct}")
+            share = "" if c["pct_union"] is None else f" ({c['pct_union']:.1f}%)"
+            row.append(f"{c['count']}{share}")
         part.add_row(*row)
 
     ks = [k for k in result["ks"] if k > 1]
@@ -108,8 +95,8 @@ def coverage_tables(result: dict) -> list:
         for pair in blk["pairs"]:
             row = [f"{pair['a']} → {pair['b']}", scope, str(pair["n_gains"]),
                    str(pair["n_losses"]), f"{pair['mcnemar']['p_value']:.3g}",
-                   _ci(pair["diff"].get("avg@n"), 100.0)]
-            row += [_ci(pair["diff"].get(f"pass@{k}"), 100.0) for k in shown_k]
+                   estimate_ci(pair["diff"].get("avg@n"))]
+            row += [estimate_ci(pair["diff"].get(f"pass@{k}")) for k in shown_k]
             pairs.add_row(*row)
 
     met = Table(title="metrics (%)", title_justify="left")
@@ -123,8 +110,8 @@ def coverage_tables(result: dict) -> list:
         for scope, blk in scopes:
             mm = blk["metrics"][lab]
             met.add_row(lab, scope, f"{mm['solved']}/{blk['problems']}",
-                        _fmt(mm.get("avg@n"), pct=True),
-                        *[_fmt(mm.get(f"pass@{k}"), pct=True) for k in ks])
+                        pct(mm.get("avg@n")),
+                        *[pct(mm.get(f"pass@{k}")) for k in ks])
     return [part, pairs, met]
 
 
@@ -176,7 +163,7 @@ def length_tables(result: dict) -> list:
 
     def desc(d):
         if not d or d.get("mean") is None:
-            return "–"
+            return MISSING
         return f"{d['mean']:.0f} / {d['median']:.0f} [{d['iqr']:.0f}]"
 
     for lab in result["labels"]:
@@ -186,10 +173,10 @@ def length_tables(result: dict) -> list:
             scopes.append(("overall", pr["overall"]))
         for b, s in scopes:
             q = " ".join(f"{100 * x['accuracy']:.0f}" for x in s["quintiles"])
-            t.add_row(lab, b, str(s["samples"]), _fmt(s["accuracy"], pct=True),
+            t.add_row(lab, b, str(s["samples"]), pct(s["accuracy"]),
                       desc(s["correct"]), desc(s["incorrect"]),
-                      _fmt(s["ratio_incorrect_correct"], 2), _fmt(s["truncation_rate"], pct=True),
-                      _fmt(s["point_biserial"]["r"], 3), q)
+                      num(s["ratio_incorrect_correct"], 2), pct(s["truncation_rate"]),
+                      num(s["point_biserial"]["r"], 3), q)
     tables = [t]
     if result["pairs"]:
         p = Table(title="paired mean length per problem (b − a, tokens, 95% CI)",
@@ -202,7 +189,7 @@ def length_tables(result: dict) -> list:
                 scopes.append(("overall", pair["overall"]))
             for b, s in scopes:
                 p.add_row(f"{pair['a']} → {pair['b']}", b, str(s["problems"]),
-                          f"{s['mean_a']:.0f}", f"{s['mean_b']:.0f}", _ci(s["diff"]))
+                          f"{s['mean_a']:.0f}", f"{s['mean_b']:.0f}", estimate_ci(s["diff"], snum))
         tables.append(p)
     return tables
 
@@ -239,10 +226,10 @@ def margin_tables(result: dict) -> list:
         for b, s in scopes:
             pp = s["pairs"]
             t.add_row(lab, b, f"{s['problems_mixed']}/{s['problems']}",
-                      _ci(s["mean_margin_ci"], 1.0, 4), _fmt(s["median_margin"], 4),
-                      _fmt(s["frac_positive"], pct=True), str(pp["count"]),
-                      _fmt(pp["mean_margin"], 4), _fmt(pp["frac_positive"], pct=True),
-                      _fmt(pp["auroc_within_problem"], 3), _fmt(s["auroc"], 3))
+                      estimate_ci(s["mean_margin_ci"], _snum4), num(s["median_margin"], 4),
+                      pct(s["frac_positive"]), str(pp["count"]),
+                      num(pp["mean_margin"], 4), pct(pp["frac_positive"]),
+                      num(pp["auroc_within_problem"], 3), num(s["auroc"], 3))
     return [t]
 
 

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from amir_bench.errors import UserError
 
-from analysis.runs import PathLike, RunSet, align, clean, load_runs, reorder
-from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_summary, ci_dict,
-                            combine_strata, mcnemar_exact, stratum_seed)
+from amir_bench.jsonio import jsonable
+from amir_bench.records import PathLike, RunSet, load_runs
+
+from analysis.runs import align, reorder
+from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_p_value,
+                            bootstrap_summary, ci_dict, combine_strata, mcnemar_exact,
+                            problems_needed, samples_needed, stratum_seed)
 
 if TYPE_CHECKING:
     import numpy as np
-
-CORRECT_KEY = "\x00correct"
-
 
 def parse_criterion(text: str) -> tuple[str, float | None]:
     """'any' | 'majority' | 'avg>=T' (0 < T <= 1) -> (kind, T)."""
@@ -34,23 +35,16 @@ def parse_criterion(text: str) -> tuple[str, float | None]:
 
 
 def majority_solved(df, benchmark: str, problem_ids: Sequence[str]):
-    """Per problem: is the majority-vote answer correct? Answers pool when equal after strip
-    or when both graded correct (the grader already judged them equivalent), as in maj@n;
-    ties go to the answer seen first."""
+    """Per problem: is the majority-vote answer correct (amir_bench.metrics.majority_correct,
+    the rule maj@n uses)?"""
     import numpy as np
 
+    from amir_bench.metrics import majority_correct
+
     d = df[df["benchmark"] == benchmark]
-    pos = np.arange(len(d))
-    d = d.assign(pos=pos)
-    d = d[d["extracted"].notna()]
-    if len(d) == 0:
-        return np.zeros(len(problem_ids), dtype=bool)
-    key = d["extracted"].astype(str).str.strip().where(~d["correct"].to_numpy(), CORRECT_KEY)
-    g = (d.assign(key=key).groupby(["problem_id", "key"], sort=False)["pos"]
-         .agg(["size", "min"]).reset_index())
-    g = g.sort_values(["problem_id", "size", "min"], ascending=[True, False, True])
-    win = g.drop_duplicates("problem_id", keep="first").set_index("problem_id")["key"]
-    return (win.reindex(list(problem_ids)) == CORRECT_KEY).to_numpy()
+    won = majority_correct(d["problem_id"].tolist(), d["extracted"].tolist(),
+                           d["correct"].tolist())
+    return np.array([won.get(p, False) for p in problem_ids], dtype=bool)
 
 
 def _solved(kind: str, thr: float | None, c, ns):
@@ -75,10 +69,11 @@ def _per_problem_metrics(c, ns, ks):
     return out
 
 
-def _block(labels, ids, c, solved, ns, ks) -> tuple[dict, "np.ndarray", list[str]]:
+def _block(labels, ids, per: dict, solved) -> tuple[dict, "np.ndarray", list[str]]:
     """Everything coverage reports for one set of problems (a benchmark, or all pooled),
-    except the bootstrap CIs: returns (block, per-problem differences (P, pairs*metrics),
-    metric names). The caller bootstraps the differences and fills each pair's "diff"."""
+    except the bootstrap CIs. per: {metric: (P, m) per-problem values}. Returns (block,
+    per-problem differences (P, pairs*metrics), metric names); the caller bootstraps the
+    differences and fills each pair's "diff"."""
     import numpy as np
 
     m = len(labels)
@@ -98,7 +93,7 @@ def _block(labels, ids, c, solved, ns, ks) -> tuple[dict, "np.ndarray", list[str
             "pct_union": (100.0 * cnt / union if union else None) if code else None,
         })
 
-    per = _per_problem_metrics(c, ns, ks)
+    per = dict(per)
     per["solved_rate"] = solved.astype(np.float64)
     metric_names = list(per)
     metrics = {}
@@ -135,11 +130,46 @@ def _fill_diffs(block: dict, diffs, reps, names: list[str]) -> None:
 
     summ = bootstrap_summary(diffs.mean(axis=0) if len(diffs) else
                              np.full(diffs.shape[1], np.nan), reps)
+    pv = bootstrap_p_value(reps) if len(diffs) else np.full(diffs.shape[1], np.nan)
     col = 0
     for pair in block["pairs"]:
         for name in names:
             pair["diff"][name] = ci_dict(summ, col)
+            pair["diff"][name]["p_value"] = None if np.isnan(pv[col]) else float(pv[col])
             col += 1
+
+
+def _bernoulli_var(c, ns):
+    """(P, m) unbiased per-sample variance of correctness, p(1 - p) n / (n - 1), per problem
+    and run (0 where n = 1)."""
+    import numpy as np
+
+    n = np.asarray(ns, dtype=np.float64)[None, :]
+    p = c / n
+    return np.where(n > 1, p * (1.0 - p) * n / np.maximum(n - 1.0, 1.0), 0.0)
+
+
+def _fill_power(block: dict, labels: list[str], avg, within, n: int) -> None:
+    """Per pair, for the avg@n difference: the problems (at this n) and the samples per
+    problem (on these problems) a two-sided test at alpha 0.05 needs for 80 % power to detect
+    the observed difference (analysis.stats.problems_needed / samples_needed)."""
+    import numpy as np
+
+    index = {lab: j for j, lab in enumerate(labels)}
+    p = len(avg)
+    for pair in block["pairs"]:
+        a, b = index[pair["a"]], index[pair["b"]]
+        d = avg[:, b] - avg[:, a]
+        delta = float(d.mean()) if p else float("nan")
+        var_d = float(d.var(ddof=1)) if p > 1 else float("nan")
+        var_w = float((within[:, a] + within[:, b]).mean()) if p else float("nan")
+        pair["power"] = {
+            "metric": "avg@n", "alpha": 0.05, "power": 0.8, "difference": delta,
+            "sd_per_problem": float(np.sqrt(var_d)) if p > 1 else None,
+            "problems_needed": problems_needed(np.sqrt(var_d), delta),
+            "samples_per_problem_needed": samples_needed(var_d, var_w, n, p, delta),
+            "n": n, "problems": p,
+        }
 
 
 def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
@@ -154,41 +184,50 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
     rs = reorder(load_runs(run_dirs), base)
     al = align(rs, force=force, need=2, what="coverage")
     labels = rs.labels
-    ks = ks_for(min(al.ns))
+    ks = [k for k in ks_for(min(min(v) for v in al.ns.values()))]  # pass@k every benchmark has
     blocks = {}
-    all_c, all_solved, all_ids, all_diffs, all_reps, sizes = [], [], [], [], [], []
+    pooled: dict[str, list] = {"per": [], "solved": [], "ids": [], "reps": [], "sizes": [],
+                               "within": []}
     names: list[str] = []
     for b in al.benchmarks:
-        ids, c = al.problem_ids[b], al.counts[b]
+        ids, c, ns = al.problem_ids[b], al.counts[b], al.ns[b]
         if kind == "majority":
-            solved = np.stack([majority_solved(r.df, b, ids) for r in rs.runs], axis=1)
+            solved = np.stack([majority_solved(r.to_frame(), b, ids) for r in rs.runs], axis=1)
         else:
-            solved = _solved(kind, thr, c, al.ns)
-        blk, diffs, names = _block(labels, ids, c, solved, al.ns, ks)
+            solved = _solved(kind, thr, c, ns)
+        per = _per_problem_metrics(c, ns, ks_for(min(ns)))
+        blk, diffs, names = _block(labels, ids, per, solved)
         reps = bootstrap_means(diffs, resamples=resamples, seed=stratum_seed(seed, b))
         _fill_diffs(blk, diffs, reps, names)
+        within = _bernoulli_var(c, ns)
+        _fill_power(blk, labels, per["avg@n"], within, min(ns))
         blk["problem_ids"] = list(ids)
         blk["solved"] = {lab: solved[:, j].tolist() for j, lab in enumerate(labels)}
         blk["correct"] = {lab: c[:, j].tolist() for j, lab in enumerate(labels)}
         blk["kept"] = al.kept[b]
+        blk["n"] = list(ns)
         blocks[b] = blk
-        all_c.append(c)
-        all_solved.append(solved)
-        all_ids.extend(f"{b}/{pid}" for pid in ids)
-        all_diffs.append(diffs)
-        all_reps.append(reps)
-        sizes.append(len(ids))
+        pooled["per"].append(per)
+        pooled["within"].append(within)
+        pooled["solved"].append(solved)
+        pooled["ids"].extend(f"{b}/{pid}" for pid in ids)
+        pooled["sizes"].append(len(ids))
+        # the pooled CI combines each benchmark's replicates of the metrics all of them have
+        pooled["reps"].append(_columns(reps, blk, names, ks))
     # overall: all problems pooled; CI from a bootstrap stratified by benchmark
-    overall, diffs, names = _block(labels, all_ids, np.concatenate(all_c),
-                                   np.concatenate(all_solved), al.ns, ks)
-    _fill_diffs(overall, diffs, combine_strata(all_reps, sizes), names)
+    common = ["avg@n"] + [f"pass@{k}" for k in ks]
+    per_all = {m: np.concatenate([p[m] for p in pooled["per"]]) for m in common}
+    overall, diffs, names = _block(labels, pooled["ids"], per_all, np.concatenate(pooled["solved"]))
+    _fill_diffs(overall, diffs, combine_strata(pooled["reps"], pooled["sizes"]), names)
+    _fill_power(overall, labels, per_all["avg@n"], np.concatenate(pooled["within"]),
+                min(min(v) for v in al.ns.values()))
     out = {
         "kind": "coverage",
         "runs": [r.describe() for r in rs.runs],
         "labels": labels,
         "base": labels[0] if base is not None else None,
         "criterion": criterion if kind != "avg" else f"avg>={thr:g}",
-        "n": al.ns,
+        "n": [r.n for r in rs.runs],
         "ks": ks,
         "seed": seed,
         "resamples": resamples,
@@ -198,4 +237,11 @@ def coverage(run_dirs: Iterable[PathLike] | RunSet, criterion: str = "any",
         "benchmarks": blocks,
         "overall": overall,
     }
-    return clean(out)
+    return jsonable(out)
+
+
+def _columns(reps, blk: dict, names: list[str], ks: list[int]):
+    """The replicate columns (pairs x metrics, as _block orders them) of the pooled metrics."""
+    common = ["avg@n"] + [f"pass@{k}" for k in ks] + ["solved_rate"]
+    keep = [i * len(names) + names.index(m) for i in range(len(blk["pairs"])) for m in common]
+    return reps[:, keep]

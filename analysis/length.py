@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from analysis.runs import PathLike, RunSet, clean, load_runs
+from amir_bench.jsonio import jsonable
+from amir_bench.records import PathLike, RunSet, load_runs
+
+from analysis.runs import duplicate_notes
 from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_summary, ci_dict,
                             combine_strata, describe, point_biserial, quintiles, stratum_seed)
 
@@ -86,7 +89,7 @@ def _paired_lengths(rs: RunSet, benches, notes, *, seed: int, resamples: int) ->
     idx_pairs = [(a, b) for a in range(m) for b in range(a + 1, m)]
     per_bench_means = []
     for r in runs:
-        mm = r.df.groupby(["benchmark", "problem_id"], sort=False)["num_tokens"].mean()
+        mm = r.to_frame().groupby(["benchmark", "problem_id"], sort=False)["num_tokens"].mean()
         per_bench_means.append({b: g.droplevel("benchmark")
                                 for b, g in mm.groupby(level="benchmark", sort=False)})
     out = {pair: {"benchmarks": {}, "parts": []} for pair in idx_pairs}
@@ -139,12 +142,13 @@ def length_bias(run_dirs: Iterable[PathLike] | RunSet, seed: int = 0,
     rs = load_runs(run_dirs)
     labels = rs.labels
     notes: list[str] = []
-    benches = sorted(set().union(*[set(r.df["benchmark"].unique()) for r in rs.runs]))
+    benches = sorted(set().union(*[r.benchmarks for r in rs.runs]))
     # shared histogram edges per benchmark so runs overlay in plots
     edges = {}
     for b in benches + ["__all__"]:
-        vals = [r.df["num_tokens"].to_numpy() if b == "__all__" else
-                r.df.loc[r.df["benchmark"] == b, "num_tokens"].to_numpy() for r in rs.runs]
+        frames = [r.to_frame() for r in rs.runs]
+        vals = [f["num_tokens"].to_numpy() if b == "__all__" else
+                f.loc[f["benchmark"] == b, "num_tokens"].to_numpy() for f in frames]
         allv = np.concatenate(vals) if vals else np.array([])
         if len(allv):
             lo, hi = float(allv.min()), float(allv.max())
@@ -154,7 +158,7 @@ def length_bias(run_dirs: Iterable[PathLike] | RunSet, seed: int = 0,
 
     per_run = {}
     for r in rs.runs:
-        df = r.df
+        df = r.to_frame()
         tok_all = df["num_tokens"].to_numpy(dtype=np.float64)
         ok_all = df["correct"].to_numpy(dtype=bool)
         tr_all = (df["finish_reason"] == "length").to_numpy()
@@ -172,10 +176,8 @@ def length_bias(run_dirs: Iterable[PathLike] | RunSet, seed: int = 0,
         per_run[r.label] = {"benchmarks": blocks, "overall": overall}
 
     pairs = _paired_lengths(rs, benches, notes, seed=seed, resamples=resamples)
-    for r in rs.runs:
-        if r.duplicates_dropped:
-            notes.append(f"{r.label}: ignored {r.duplicates_dropped} duplicate sample(s)")
-    return clean({
+    notes.extend(duplicate_notes(rs))
+    return jsonable({
         "kind": "length",
         "runs": [r.describe() for r in rs.runs],
         "labels": labels,

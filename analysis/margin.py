@@ -13,7 +13,10 @@ from typing import Iterable
 
 from amir_bench.errors import UserError
 
-from analysis.runs import PathLike, RunSet, clean, load_runs
+from amir_bench.jsonio import jsonable
+from amir_bench.records import PathLike, RunSet, load_runs
+
+from analysis.runs import duplicate_notes
 from analysis.stats import (DEFAULT_RESAMPLES, auroc, bootstrap_means, bootstrap_summary,
                             ci_dict, combine_strata, group_pair_counts, stratum_seed)
 
@@ -24,7 +27,7 @@ def _joined(run):
 
     keys = ["benchmark", "problem_id", "sample_idx"]
     sc = run.scores.drop_duplicates(keys, keep="first")
-    j = run.df[keys + ["correct"]].merge(sc[keys + ["logprob_mean", "scorer"]], on=keys,
+    j = run.to_frame()[keys + ["correct"]].merge(sc[keys + ["logprob_mean", "scorer"]], on=keys,
                                          how="left", indicator=True)
     missing = int((j["_merge"] == "left_only").sum())
     if missing:
@@ -142,9 +145,8 @@ def margin(run_dirs: Iterable[PathLike] | RunSet, seed: int = 0,
         if len(scorers) > 1:
             notes.append(f"{r.label}: scores come from {len(scorers)} scorers; "
                          f"margins mix them")
-        if r.duplicates_dropped:
-            notes.append(f"{r.label}: ignored {r.duplicates_dropped} duplicate sample(s)")
-    return clean({
+    notes.extend(duplicate_notes(rs))
+    return jsonable({
         "kind": "margin",
         "runs": [r.describe() for r in rs.runs],
         "labels": rs.labels,

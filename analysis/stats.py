@@ -1,5 +1,7 @@
-"""Statistics for comparing runs: McNemar exact, paired bootstrap, point-biserial r, AUROC,
-quantile bins and within-group pair counts. Pure numpy/scipy; every function is vectorized."""
+"""Statistics for comparing runs: McNemar exact, paired bootstrap (CIs and p-values),
+point-biserial r, AUROC, quantile bins, within-group pair counts, the Holm adjustment and the
+problems / samples per problem a difference needs. numpy, and scipy.stats where it has the
+test (binomial test, Pearson / point-biserial r, ranks, normal quantiles)."""
 
 from __future__ import annotations
 
@@ -14,16 +16,14 @@ DEFAULT_CI = 0.95
 
 
 def mcnemar_exact(b: int, c: int) -> dict:
-    """Exact McNemar test: two-sided binomial test of b vs c discordant pairs at p = 1/2.
-
-    b = problems only the first run solves, c = problems only the second run solves.
-    p = min(1, 2 * P[X <= min(b, c)]) with X ~ Binomial(b + c, 1/2); 1.0 when b + c = 0.
-    """
-    from scipy.special import bdtr  # binomial CDF; scipy.stats costs 0.5 s to import
+    """Exact McNemar test: two-sided binomial test (scipy.stats.binomtest) of b vs c discordant
+    pairs at p = 1/2; b = problems only the first run solves, c = only the second; 1.0 when
+    b + c = 0."""
+    from scipy.stats import binomtest
 
     b, c = int(b), int(c)
     n = b + c
-    p = 1.0 if n == 0 else float(min(1.0, 2.0 * bdtr(min(b, c), n, 0.5)))
+    p = 1.0 if n == 0 else float(min(1.0, binomtest(b, n, 0.5).pvalue))
     return {"b": b, "c": c, "discordant": n, "p_value": p}
 
 
@@ -146,45 +146,26 @@ def paired_bootstrap(diffs: np.ndarray, *, resamples: int = DEFAULT_RESAMPLES, s
 
 
 def point_biserial(x: np.ndarray, y: np.ndarray) -> dict:
-    """Point-biserial correlation of a continuous x with a binary y (Pearson r on 0/1),
-    with the two-sided p-value of the t test on n - 2 degrees of freedom.
+    """Point-biserial correlation of a continuous x with a binary y (scipy.stats.pointbiserialr:
+    Pearson r on 0/1, two-sided t-test p on n - 2 degrees of freedom).
 
     Returns {"r": None, "p_value": None} when either side is constant (r undefined).
     """
-    from scipy.special import stdtr  # Student t CDF
+    from scipy.stats import pointbiserialr
 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    n = len(x)
-    if n < 3 or y.min() == y.max() or np.ptp(x) == 0:
+    if len(x) < 3 or y.min() == y.max() or np.ptp(x) == 0:
         return {"r": None, "p_value": None}
-    xc = x - x.mean()
-    yc = y - y.mean()
-    # elementwise sums, not BLAS dot: no thread start-up cost on busy machines
-    r = float(np.clip((xc * yc).sum() / np.sqrt((xc * xc).sum() * (yc * yc).sum()), -1.0, 1.0))
-    if abs(r) >= 1.0:
-        return {"r": r, "p_value": 0.0}
-    t = r * math.sqrt((n - 2) / (1.0 - r * r))
-    return {"r": r, "p_value": float(2.0 * stdtr(n - 2, -abs(t)))}
+    res = pointbiserialr(y, x)
+    return {"r": float(np.clip(res.statistic, -1.0, 1.0)), "p_value": float(res.pvalue)}
 
 
 def rank_average(x: np.ndarray) -> np.ndarray:
-    """1-based ranks of x, ties sharing their average rank."""
-    x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    n = len(x)
-    # start index of each run of equal values
-    new = np.empty(n, dtype=bool)
-    if n:
-        new[0] = True
-        new[1:] = xs[1:] != xs[:-1]
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], n)  # exclusive
-    avg = (starts + ends + 1) / 2.0  # mean of ranks starts+1 .. ends
-    ranks = np.empty(n, dtype=np.float64)
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
+    """1-based ranks of x, ties sharing their average rank (scipy.stats.rankdata)."""
+    from scipy.stats import rankdata
+
+    return rankdata(np.asarray(x, dtype=np.float64), method="average")
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -291,3 +272,69 @@ def ci_dict(res: dict, i: int | None = None) -> dict:
 def _num(v) -> float | None:
     v = float(v)
     return None if math.isnan(v) else v
+
+
+# ---------------------------------------------------------------- multiple comparisons, power
+
+
+def bootstrap_p_value(reps: np.ndarray) -> np.ndarray:
+    """Two-sided bootstrap p-value of "mean difference = 0" per column of replicate means
+    reps (B, M): 2 x the smaller share of replicates on either side of 0, with the +1 of a
+    permutation-style estimate so it is never 0; consistent with the percentile CI (the 95 %
+    CI excludes 0 about when p < 0.05). NaN for a column without replicates."""
+    reps = np.asarray(reps, dtype=np.float64)
+    if reps.ndim == 1:
+        reps = reps[:, None]
+    b = len(reps)
+    if b == 0 or np.isnan(reps).all():
+        return np.full(reps.shape[1] if reps.ndim == 2 else 1, np.nan)
+    le = (reps <= 0).sum(axis=0)
+    ge = (reps >= 0).sum(axis=0)
+    return np.minimum(1.0, 2.0 * (np.minimum(le, ge) + 1) / (b + 1))
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm step-down adjusted p-values (family-wise error), in the input order; None stays
+    None and is not counted in the family."""
+    idx = [i for i, p in enumerate(p_values) if p is not None and not math.isnan(p)]
+    m = len(idx)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        out[i] = running
+    return out
+
+
+def power_z(alpha: float = 0.05, power: float = 0.8) -> float:
+    """z_(1-alpha/2) + z_power: the standardized effect a two-sided test needs."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(1.0 - alpha / 2.0) + norm.ppf(power))
+
+
+def problems_needed(sd: float, delta: float, alpha: float = 0.05,
+                    power: float = 0.8) -> int | None:
+    """Problems a paired test needs to detect a mean per-problem difference delta whose
+    per-problem differences have standard deviation sd: ceil((z * sd / delta)^2). None when
+    delta is 0 or sd unknown."""
+    if not (np.isfinite(sd) and np.isfinite(delta)) or delta == 0:
+        return None
+    return max(2, int(math.ceil((power_z(alpha, power) * sd / abs(delta)) ** 2)))
+
+
+def samples_needed(var_diff: float, var_within: float, n: int, problems: int, delta: float,
+                   alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Samples per problem that would detect delta on the same problems at the given power.
+
+    The variance of a problem's avg@n difference is var_between + var_within / n, where
+    var_within is the per-sample (Bernoulli) variance of both runs summed; more samples shrink
+    only the second part. None when even infinitely many samples would not do (the problems'
+    own spread is too large: more problems are needed), or delta is 0."""
+    if not all(np.isfinite([var_diff, var_within, delta])) or delta == 0 or problems < 2 or n < 1:
+        return None
+    between = max(0.0, var_diff - var_within / n)
+    target = problems * (delta / power_z(alpha, power)) ** 2  # largest variance that suffices
+    if target <= between:
+        return None
+    return max(1, int(math.ceil(var_within / (target - between))))

@@ -17,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from amir_bench.jsonio import atomic_write_json, atomic_write_text
+from amir_bench.records import MANIFEST, SAMPLES, SCORES
+
 # (name, relative size) of the benchmarks the suite reports on
 BENCHMARKS = (("math500", 500), ("gsm8k", 1319), ("aime24", 30), ("aime25", 30), ("amc23", 40))
 
@@ -44,18 +47,7 @@ def make_synthetic_runs(out_dir, n_runs: int = 3, n_records: int = 100_000, seed
     n_problems = max(1, n_records // (n_runs * n))
     sizes = _allocate(n_problems, [s for _, s in BENCHMARKS])
     benches = [(name, k) for (name, _), k in zip(BENCHMARKS, sizes) if k > 0]
-    # shared problem properties: difficulty (logit) and typical length
-    props = {}
-    for name, k in benches:
-        ids = [f"{name}-{i:05d}" for i in range(k)]
-        base = {"gsm8k": 2.0, "math500": 0.5, "amc23": -0.5}.get(name, -2.0)
-        props[name] = {
-            "ids": ids,
-            "logit": rng.normal(base, 1.5, size=k),  # (k,)
-            "len": rng.lognormal(np.log(600 if name == "gsm8k" else 1400), 0.4, size=k),  # (k,)
-            "gold": rng.integers(0, 1000, size=k),
-            "sha": hashlib.sha256(f"{name}:{k}:{seed}".encode()).hexdigest(),
-        }
+    props = _problem_props(rng, benches, seed)
     paths = []
     for r in range(n_runs):
         frac = r / max(1, n_runs - 1)
@@ -67,37 +59,8 @@ def make_synthetic_runs(out_dir, n_runs: int = 3, n_records: int = 100_000, seed
         manifest_b = {}
         for name, k in benches:
             pr = props[name]
-            p = 1.0 / (1.0 + np.exp(-(pr["logit"] + skill + rng.normal(0, 0.3, size=k))))
-            correct = rng.random((k, n)) < p[:, None]  # (k, n)
-            factor = np.where(correct, 1.0, 1.35) * rng.lognormal(0, 0.35, size=(k, n))
-            tokens = np.minimum((pr["len"][:, None] * factor).astype(np.int64) + 20,
-                                max_new_tokens)  # (k, n)
-            truncated = tokens >= max_new_tokens
-            correct &= ~truncated
-            wrong = pr["gold"][:, None] + rng.integers(1, 50, size=(k, n))
-            answer = np.where(correct, pr["gold"][:, None], wrong)  # (k, n)
-            no_answer = truncated | (rng.random((k, n)) < 0.03) & ~correct
-            ell = (-0.45 + rng.normal(0, 0.05, size=k)[:, None]
-                   + rng.normal(0, 0.03, size=(k, n)) + np.where(correct, margin / 2, -margin / 2))
-            for i, pid in enumerate(pr["ids"]):
-                gold = str(int(pr["gold"][i]))
-                for j in range(n):
-                    ok = bool(correct[i, j])
-                    na = bool(no_answer[i, j])
-                    ans = None if na else str(int(answer[i, j]))
-                    nt = int(tokens[i, j])
-                    sample_lines.append(json.dumps({
-                        "benchmark": name, "problem_id": pid, "sample_idx": j,
-                        "completion": f"Work for {pid} ... the answer is \\boxed{{{ans}}}"
-                        if ans is not None else f"Work for {pid} ...",
-                        "finish_reason": "length" if truncated[i, j] else "stop",
-                        "num_tokens": nt, "gen_logprob_sum": float(ell[i, j] * nt),
-                        "extracted": ans, "correct": ok,
-                        "grade_status": "no_answer" if na else "ok", "gold": gold}))
-                    score_lines.append(json.dumps({
-                        "benchmark": name, "problem_id": pid, "sample_idx": j,
-                        "logprob_sum": float(ell[i, j] * nt), "logprob_mean": float(ell[i, j]),
-                        "num_tokens": nt, "scorer": f"synthetic/ckpt{r}"}))
+            _benchmark_lines(rng, name, pr, n, (skill, margin, max_new_tokens),
+                             f"synthetic/ckpt{r}", sample_lines, score_lines)
             manifest_b[name] = {"source": f"synthetic:{name}", "sha256": pr["sha"],
                                 "count": k, "problem_ids": list(pr["ids"])}
         manifest = {
@@ -111,12 +74,70 @@ def make_synthetic_runs(out_dir, n_runs: int = 3, n_records: int = 100_000, seed
             "amir_bench_version": _version(),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        (run_dir / "samples.jsonl").write_text("\n".join(sample_lines) + "\n", encoding="utf-8")
-        (run_dir / "scores.jsonl").write_text("\n".join(score_lines) + "\n", encoding="utf-8")
-        (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",
-                                               encoding="utf-8")
+        atomic_write_text(run_dir / SAMPLES, "\n".join(sample_lines) + "\n")
+        atomic_write_text(run_dir / SCORES, "\n".join(score_lines) + "\n")
+        atomic_write_json(run_dir / MANIFEST, manifest)
         paths.append(run_dir)
     return paths
+
+
+def _problem_props(rng, benches, seed: int) -> dict:
+    """Shared problem properties per benchmark: ids, difficulty (logit), typical length, gold."""
+    import numpy as np
+
+    props = {}
+    for name, k in benches:
+        ids = [f"{name}-{i:05d}" for i in range(k)]
+        base = {"gsm8k": 2.0, "math500": 0.5, "amc23": -0.5}.get(name, -2.0)
+        props[name] = {
+            "ids": ids,
+            "logit": rng.normal(base, 1.5, size=k),  # (k,)
+            "len": rng.lognormal(np.log(600 if name == "gsm8k" else 1400), 0.4, size=k),  # (k,)
+            "gold": rng.integers(0, 1000, size=k),
+            "sha": hashlib.sha256(f"{name}:{k}:{seed}".encode()).hexdigest(),
+        }
+    return props
+
+
+def _benchmark_lines(rng, name: str, pr: dict, n: int, run_params: tuple, scorer: str,
+                     sample_lines: list, score_lines: list) -> None:
+    """Append one run's sample and score JSON lines of one benchmark.
+    run_params: (skill added to the logit, log-prob margin, max_new_tokens)."""
+    import numpy as np
+
+    skill, margin, max_new_tokens = run_params
+    k = len(pr["ids"])
+    p = 1.0 / (1.0 + np.exp(-(pr["logit"] + skill + rng.normal(0, 0.3, size=k))))
+    correct = rng.random((k, n)) < p[:, None]  # (k, n)
+    factor = np.where(correct, 1.0, 1.35) * rng.lognormal(0, 0.35, size=(k, n))
+    tokens = np.minimum((pr["len"][:, None] * factor).astype(np.int64) + 20,
+                        max_new_tokens)  # (k, n)
+    truncated = tokens >= max_new_tokens
+    correct &= ~truncated
+    wrong = pr["gold"][:, None] + rng.integers(1, 50, size=(k, n))
+    answer = np.where(correct, pr["gold"][:, None], wrong)  # (k, n)
+    no_answer = truncated | (rng.random((k, n)) < 0.03) & ~correct
+    ell = (-0.45 + rng.normal(0, 0.05, size=k)[:, None]
+           + rng.normal(0, 0.03, size=(k, n)) + np.where(correct, margin / 2, -margin / 2))
+    for i, pid in enumerate(pr["ids"]):
+        gold = str(int(pr["gold"][i]))
+        for j in range(n):
+            ok = bool(correct[i, j])
+            na = bool(no_answer[i, j])
+            ans = None if na else str(int(answer[i, j]))
+            nt = int(tokens[i, j])
+            sample_lines.append(json.dumps({
+                "benchmark": name, "problem_id": pid, "sample_idx": j,
+                "completion": f"Work for {pid} ... the answer is \\boxed{{{ans}}}"
+                if ans is not None else f"Work for {pid} ...",
+                "finish_reason": "length" if truncated[i, j] else "stop",
+                "num_tokens": nt, "gen_logprob_sum": float(ell[i, j] * nt),
+                "extracted": ans, "correct": ok,
+                "grade_status": "no_answer" if na else "ok", "gold": gold}))
+            score_lines.append(json.dumps({
+                "benchmark": name, "problem_id": pid, "sample_idx": j,
+                "logprob_sum": float(ell[i, j] * nt), "logprob_mean": float(ell[i, j]),
+                "num_tokens": nt, "scorer": scorer}))
 
 
 def _version() -> str:
@@ -133,7 +154,7 @@ def time_analyses(run_dirs, seed: int = 0) -> dict:
     from analysis.coverage import coverage
     from analysis.length import length_bias
     from analysis.margin import margin
-    from analysis.runs import load_runs
+    from amir_bench.records import load_runs
 
     wall, cpu = {}, {}
     t0, c0 = time.perf_counter(), time.process_time()

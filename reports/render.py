@@ -18,22 +18,24 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import math
-import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
 from amir_bench import __version__
 from amir_bench.errors import UserError
-from amir_bench.records import SAMPLES, SCORES, SUMMARY, Run, iter_jsonl, load_run
+from amir_bench.jsonio import atomic_write_bytes, jsonable
+from amir_bench.records import SCORES, SUMMARY, Run, RunSet, iter_jsonl, load_runs, run_labels
+
+from analysis.fmt import is_num
 
 DRILLDOWN_LIMIT = 25  # disagreeing problems shown per benchmark (all ids are in report.json)
 EXCERPT_CHARS = 300   # tail of the completion shown in the drill-down
 TRAIN_LOG = "metrics.jsonl"
-REPORT_FILES = ("report.json", "report.md", "report.html")
+# manifest keys whose differences the setup section does not list (ids and sources vary
+# with shards and data folders; the rows' sha256 and count say what matters)
+REPORT_DIFF_SKIP = ("problem_ids", "source")
 
 # (panel title, [(metrics.jsonl key, label)], std key for a ±1 sd band)
 TRAIN_PANELS: list[tuple[str, list[tuple[str, str]], str | None]] = [
@@ -79,7 +81,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path,
     t["figures"] = clock() - t1
     t1 = clock()
     data["figures"] = {key: f"figures/{key}.png" for key in figures}
-    data = _jsonable(data)
+    data = jsonable(data)
     from reports.blocks import to_markdown
     from reports.html import render_page
     from reports.sections import build_blocks
@@ -98,95 +100,37 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path,
 
 @dataclasses.dataclass
 class Context:
-    """The loaded runs, their display names, and the analyses' shared RunSet."""
+    """The loaded runs (labelled with their display names) and the analysis options."""
 
-    runs: list[Run]
-    names: list[str]
-    runset: Any  # analysis.runs.RunSet built from the same records (labels = names)
+    runset: RunSet
     seed: int
     force: bool
     resamples: int
 
+    @property
+    def runs(self) -> list[Run]:
+        return self.runset.runs
+
+    @property
+    def names(self) -> list[str]:
+        return self.runset.labels
+
 
 def load_context(run_dirs: Sequence[str | Path], names: Sequence[str] | None, *, seed: int = 0,
                  force: bool = False, resamples: int = 10_000) -> Context:
-    runs, names = load_runs(run_dirs, names)
-    return Context(runs=runs, names=names, runset=_runset(runs, names), seed=seed, force=force,
-                   resamples=resamples)
-
-
-def load_runs(run_dirs: Sequence[str | Path], names: Sequence[str] | None) -> tuple[list[Run], list[str]]:
-    """Load and sanity-check the runs; pick unique display names."""
-    from analysis.runs import check_distinct
-
-    paths = [Path(d) for d in run_dirs]
-    if not paths:
+    """Load the runs once (amir_bench.records.load_runs) and check each summary.json parses."""
+    if not run_dirs:
         raise UserError("report needs at least one run directory")
-    check_distinct(paths)
-    if names:
-        names = [str(n) for n in names]
-        if len(names) != len(paths):
-            raise UserError(f"--name given {len(names)} time(s) for {len(paths)} run(s); "
-                            "give one name per run or none")
-        if any(not n.strip() for n in names):
-            raise UserError("--name must not be empty")
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise UserError(f"--name {dup[0]!r} given twice; names must be unique")
-    else:
-        names = unique_names(paths)
-    runs = []
-    for d in paths:
-        run = load_run(d)
-        if not run.samples:
-            raise UserError(f"{d}: {SAMPLES} holds no samples")
-        spath = d / SUMMARY
+    rs = load_runs(run_dirs, names)
+    for run in rs.runs:
+        spath = run.path / SUMMARY
         if spath.exists():
             try:
                 json.loads(spath.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise UserError(f"{spath}: not valid JSON (truncated?); rebuild it with "
-                                f"`amir-bench summary {d}`") from None
-        runs.append(run)
-    return runs, list(names)
-
-
-def unique_names(paths: Sequence[Path]) -> list[str]:
-    """Directory names; where two collide, add parent folders until they differ."""
-    parts = [Path(os.path.abspath(p)).parts for p in paths]
-    for depth in range(1, 9):
-        cand = ["/".join(ps[-depth:]) for ps in parts]
-        if len(set(cand)) == len(cand):
-            return cand
-    return [f"{Path(p).name}#{i + 1}" for i, p in enumerate(paths)]
-
-
-def _runset(runs: Sequence[Run], names: Sequence[str]):
-    """The analyses' RunSet from the records already loaded (no second parse of the files)."""
-    import pandas as pd
-
-    from analysis.runs import SAMPLE_COLUMNS, LoadedRun, RunSet
-
-    loaded = []
-    for run, name in zip(runs, names):
-        s = run.samples
-        df = pd.DataFrame({
-            "benchmark": [r.benchmark for r in s],
-            "problem_id": [r.problem_id for r in s],
-            "sample_idx": [r.sample_idx for r in s],
-            "correct": [bool(r.correct) for r in s],
-            "num_tokens": [r.num_tokens for r in s],
-            "finish_reason": [str(r.finish_reason) for r in s],
-            "extracted": [r.extracted for r in s],
-        }, columns=list(SAMPLE_COLUMNS))
-        df = df.astype({"sample_idx": "int64", "num_tokens": "int64", "correct": bool})
-        dup = df.duplicated(["benchmark", "problem_id", "sample_idx"], keep="first")
-        n_dup = int(dup.sum())
-        if n_dup:
-            df = df[~dup.to_numpy()].reset_index(drop=True)
-        loaded.append(LoadedRun(path=run.path, label=name, manifest=run.manifest, df=df,
-                                duplicates_dropped=n_dup))
-    return RunSet(loaded)
+                                f"`amir-bench summary {run.path}`") from None
+    return Context(runset=rs, seed=seed, force=force, resamples=resamples)
 
 
 def load_train_logs(dirs: Sequence[str | Path]) -> list[dict]:
@@ -197,7 +141,7 @@ def load_train_logs(dirs: Sequence[str | Path]) -> list[dict]:
     """
     paths = [Path(d) for d in dirs]
     logs = []
-    for name, d in zip(unique_names(paths) if paths else [], paths):
+    for name, d in zip(run_labels(paths) if paths else [], paths):
         if d.is_file() and d.suffix == ".jsonl":  # the metrics file itself is fine too
             d, f = d.parent, d
         elif not d.is_dir():
@@ -215,9 +159,9 @@ def load_train_logs(dirs: Sequence[str | Path]) -> list[dict]:
         series: dict[str, list[list[float]]] = {}
         for i, row in enumerate(rows):
             step = row.get("step", i)
-            step = step if _is_num(step) else i
+            step = step if is_num(step) else i
             for key, val in row.items():
-                if key != "step" and _is_num(val):
+                if key != "step" and is_num(val):
                     series.setdefault(key, []).append([float(step), float(val)])
         logs.append({"name": name, "path": str(d), "steps": len(rows),
                      "partial_last_line_skipped": partial, "series": series,
@@ -231,10 +175,6 @@ def _parses(raw: bytes) -> bool:
         return True
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 # ============================================================================ data
@@ -254,8 +194,7 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
     t0 = time.perf_counter()
     from amir_bench.metrics import summarize
 
-    summaries = {name: summarize(run.samples, run.n or None)
-                 for run, name in zip(ctx.runs, ctx.names)}
+    summaries = {run.label: summarize(run.samples, run.ns) for run in ctx.runs}
     data: dict[str, Any] = {
         "kind": "report",
         "title": "amir-bench report: " + " vs ".join(ctx.names),
@@ -264,8 +203,7 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
         "seed": ctx.seed,
         "resamples": ctx.resamples,
         "names": ctx.names,
-        "runs": [provenance(run, lr.df, lr.label, summaries[lr.label], lr.duplicates_dropped)
-                 for run, lr in zip(ctx.runs, ctx.runset.runs)],
+        "runs": [provenance(run, summaries[run.label]) for run in ctx.runs],
         "differences": config_differences(ctx.runs) if multi else [],
         "main_table": main_table(summaries),
         "coverage": None,
@@ -294,9 +232,9 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
     if data["margin_note"]:
         notes.append(data["margin_note"])
     t["margin"] = time.perf_counter() - t0
-    for lr in ctx.runset.runs:
-        if lr.duplicates_dropped:
-            notes.append(f"{lr.label}: {lr.duplicates_dropped} duplicate sample(s) (same benchmark, "
+    for run in ctx.runs:
+        if run.duplicates_dropped:
+            notes.append(f"{run.label}: {run.duplicates_dropped} duplicate sample(s) (same benchmark, "
                          "problem and sample_idx) were ignored by the analyses.")
     for lg in logs:
         if lg["partial_last_line_skipped"]:
@@ -315,11 +253,9 @@ def run_margin(ctx: Context) -> tuple[dict | None, str | None]:
     note (none scored: the section says how to add it); a scores.jsonl that is present but
     truncated, malformed or incomplete is an error, like any other broken run file."""
     from analysis.margin import margin
-    from analysis.runs import RunSet
-
-    has = [(r.path / SCORES).exists() for r in ctx.runset.runs]
-    scored = [r for r, h in zip(ctx.runset.runs, has) if h]
-    missing = [r.label for r, h in zip(ctx.runset.runs, has) if not h]
+    has = [(r.path / SCORES).exists() for r in ctx.runs]
+    scored = [r for r, h in zip(ctx.runs, has) if h]
+    missing = [r.label for r, h in zip(ctx.runs, has) if not h]
     if not scored:
         return None, ("Log-prob margin omitted: no run has scores.jsonl; run `amir-bench score "
                       "RUN` on each run to add it.")
@@ -335,10 +271,10 @@ def run_margin(ctx: Context) -> tuple[dict | None, str | None]:
 # ---------------------------------------------------------------- provenance
 
 
-def provenance(run: Run, df, name: str, summary: dict, duplicates: int = 0) -> dict:
-    """What produced the run (manifest), plus what the samples (frame df) actually hold."""
+def provenance(run: Run, summary: dict) -> dict:
+    """What produced the run (manifest), plus what the samples actually hold."""
     m = run.manifest
-    g = df.groupby("benchmark", sort=True)["problem_id"]
+    g = run.to_frame().groupby("benchmark", sort=True)["problem_id"]
     per_bench = g.size().to_dict()
     problems = g.nunique().to_dict()
     mb = m.get("benchmarks") if isinstance(m.get("benchmarks"), dict) else {}
@@ -352,7 +288,7 @@ def provenance(run: Run, df, name: str, summary: dict, duplicates: int = 0) -> d
     dec = m.get("decoding")
     pv = m.get("package_versions")
     return {
-        "name": name,
+        "name": run.label,
         "path": str(run.path),
         "checkpoint": {"path": ck.get("path"), "sha256": ck.get("sha256")},
         "backend": m.get("backend"),
@@ -363,8 +299,8 @@ def provenance(run: Run, df, name: str, summary: dict, duplicates: int = 0) -> d
         "amir_bench_version": m.get("amir_bench_version"),
         "package_versions": {str(k): str(v) for k, v in pv.items()} if isinstance(pv, dict) else {},
         "benchmarks": benches,
-        "samples": len(run.samples),
-        "duplicate_samples_ignored": int(duplicates),
+        "samples": len(run.samples) + run.duplicates_dropped,  # lines in samples.jsonl
+        "duplicate_samples_ignored": run.duplicates_dropped,
         "summary_json": _summary_check(run, summary),
     }
 
@@ -383,7 +319,7 @@ def _summary_check(run: Run, fresh: dict) -> str:
             continue
         for k, v in vals.items():
             o = old.get(k)
-            if _is_num(v) and (not _is_num(o) or abs(float(o) - float(v)) > 1e-9):
+            if is_num(v) and (not is_num(o) or abs(float(o) - float(v)) > 1e-9):
                 bad.append(f"{b}/{k}")
                 break
     return "matches samples" if not bad else f"stale ({', '.join(bad[:4])}); recomputed values shown"
@@ -391,22 +327,10 @@ def _summary_check(run: Run, fresh: dict) -> str:
 
 def config_differences(runs: Sequence[Run]) -> list[str]:
     """Dotted manifest keys (backend, template, decoding, benchmark rows) that differ."""
+    from amir_bench.runstore import differing_keys
 
-    def flat(m: dict) -> dict:
-        out = {"backend": m.get("backend"), "template": m.get("template")}
-        dec = m.get("decoding") if isinstance(m.get("decoding"), dict) else {}
-        out.update({f"decoding.{k}": v for k, v in dec.items()})
-        mb = m.get("benchmarks") if isinstance(m.get("benchmarks"), dict) else {}
-        for b, e in mb.items():
-            if isinstance(e, dict):
-                out[f"benchmarks.{b}.sha256"] = e.get("sha256")
-                out[f"benchmarks.{b}.count"] = e.get("count")
-        return out
-
-    flats = [flat(r.manifest) for r in runs]
-    keys = sorted(set().union(*flats))
-    return [k for k in keys
-            if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+    return differing_keys([r.manifest for r in runs], ("backend", "benchmarks", "decoding",
+                                                        "template"), skip=REPORT_DIFF_SKIP)
 
 
 # ---------------------------------------------------------------- main table
@@ -488,7 +412,8 @@ def drilldown(ctx: Context, cov: dict, limit: int = DRILLDOWN_LIMIT) -> dict:
         shown += [(b, ids[i], ("gain", "loss", "mixed")[kind[i]]) for i in order[:limit]]
     wanted = {(b, pid) for b, pid, _ in shown}
     picks: dict[tuple[str, str], dict[str, dict]] = {k: {} for k in wanted}
-    for run, name in zip(ctx.runs, ctx.names):
+    for run in ctx.runs:
+        name = run.label
         groups: dict[tuple[str, str], list] = {}
         for r in run.samples:
             k = (r.benchmark, r.problem_id)
@@ -551,8 +476,8 @@ def make_figures(ctx: Context, data: dict) -> dict[str, bytes]:
             cov["labels"], [(title, {tuple(int(ch) for ch in p["cell"]): p["count"]
                                      for p in blk["partition"]}) for title, blk in panels])
     frames = []
-    for r in ctx.runset.runs:
-        f = r.df[["benchmark", "num_tokens", "correct"]].copy()
+    for r in ctx.runs:
+        f = r.to_frame()[["benchmark", "num_tokens", "correct"]].copy()
         f["run"] = r.label
         frames.append(f)
     lf = pd.concat(frames, ignore_index=True)
@@ -610,48 +535,6 @@ def training_panels(logs: list[dict]) -> list:
 # ============================================================================ output
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON types (numpy scalars/arrays, tuples, sets, Paths converted; NaN → None)."""
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: never half a file. The file gets
-    the usual umask permissions (mkstemp alone would leave it private)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_outputs(out_dir: Path, data: dict, md: str, page: str, figures: dict[str, bytes]) -> None:
     """Atomic writes (temp + rename); figures first so report.md never points at nothing.
 
@@ -660,11 +543,11 @@ def write_outputs(out_dir: Path, data: dict, md: str, page: str, figures: dict[s
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     for key, png in figures.items():
-        _atomic_bytes(fig_dir / f"{key}.png", png)
+        atomic_write_bytes(fig_dir / f"{key}.png", png)
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _atomic_bytes(out_dir / "report.json", text.encode("utf-8"))
-    _atomic_bytes(out_dir / "report.md", md.encode("utf-8"))
-    _atomic_bytes(out_dir / "report.html", page.encode("utf-8"))
+    atomic_write_bytes(out_dir / "report.json", text.encode("utf-8"))
+    atomic_write_bytes(out_dir / "report.md", md.encode("utf-8"))
+    atomic_write_bytes(out_dir / "report.html", page.encode("utf-8"))
     for old in fig_dir.glob("*.png"):
         if old.stem not in figures:
             old.unlink()

@@ -8,41 +8,15 @@ percentile intervals over problems (from analysis.coverage / length / margin).
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
+from analysis.fmt import ci_text, is_num, num, pct, pval, snum, spct  # noqa: F401
 from reports.blocks import Block, Cell, Details, Figure, Heading, Para, Table
 
 ID_LIST_LIMIT = 60  # gain/loss ids listed per pair in the documents (all are in report.json)
 
 
 # ---------------------------------------------------------------- number formatting
-
-
-def is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
-def pct(x: Any, digits: int = 1) -> str:
-    return "—" if not is_num(x) else f"{100.0 * x:.{digits}f}"
-
-
-def spct(x: Any, digits: int = 1) -> str:
-    return "—" if not is_num(x) else f"{100.0 * x:+.{digits}f}"
-
-
-def num(x: Any, digits: int = 1) -> str:
-    return "—" if not is_num(x) else f"{x:.{digits}f}"
-
-
-def snum(x: Any, digits: int = 1) -> str:
-    return "—" if not is_num(x) else f"{x:+.{digits}f}"
-
-
-def pval(p: Any) -> str:
-    if not is_num(p):
-        return "—"
-    return "<0.001" if p < 1e-3 else f"{p:.3f}"
 
 
 def tone_of(ci_low: Any, ci_high: Any) -> str | None:
@@ -54,12 +28,6 @@ def tone_of(ci_low: Any, ci_high: Any) -> str | None:
     if ci_high < 0:
         return "down"
     return None
-
-
-def ci_text(d: dict | None, fmt=spct) -> str:
-    if not d or not is_num(d.get("ci_low")) or not is_num(d.get("ci_high")):
-        return ""
-    return f"[{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]"
 
 
 def n_cell(x: Any) -> Cell:
