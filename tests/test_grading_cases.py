@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from amir_bench.grading import CHOICE_EXTRACT, GradeItem, Grader
+from amir_bench.grading import GradeItem, Grader
+from amir_bench.grading.items import CHOICE_EXTRACT
 
 MATH = ("boxed", "answer_tag")  # math500 / minerva / olympiad specs: no last-number fallback
 NUMERIC = ("boxed", "answer_tag", "gsm8k", "last_number")

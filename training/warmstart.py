@@ -82,7 +82,7 @@ def probe_accuracy(ckpt: Path, cfg: WarmStartConfig) -> float:
     from amir_bench.backends import Decoding, Request
     from amir_bench.backends.hf import HFBackend
     from amir_bench.evaluate import problem_prompt
-    from amir_bench.grading import Grader, GradeItem
+    from amir_bench.grading import GradeItem, Grader
     from benchmarks.specs import get_spec
 
     be = HFBackend(str(ckpt))

@@ -1,0 +1,71 @@
+"""What the grader takes and returns (GradeItem, GradeResult) and `item_for`, which turns one
+benchmark problem and a completion into the item its spec asks for."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_EXTRACT = ("boxed", "answer_tag", "gsm8k", "last_number")
+CHOICE_EXTRACT = ("boxed", "answer_tag", "choice_letter")
+STATUSES = ("ok", "no_answer", "timeout", "error")
+KINDS = ("math", "choice")
+
+
+@dataclass(frozen=True)
+class GradeItem:
+    """One completion (or bare answer) to grade against a gold under the given extraction."""
+
+    completion: str  # full model completion OR a bare answer
+    gold: str
+    extract: tuple[str, ...] = DEFAULT_EXTRACT
+    kind: str = "math"  # "math" | "choice"
+    alternatives: tuple[str, ...] = ()  # other accepted golds (minerva alternatives; aqua option text)
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    """The verdict on one GradeItem."""
+
+    extracted: str | None
+    correct: bool
+    status: str  # "ok" | "no_answer" | "timeout" | "error"
+
+def item_for(problem, spec, completion: str) -> GradeItem:
+    """The GradeItem for one completion of a benchmarks.specs Problem under its BenchmarkSpec."""
+    meta = getattr(problem, "meta", None) or {}
+    alts: tuple[str, ...] = ()
+    if spec.answer_kind == "choice":
+        text = meta.get("answer_text")
+        if text and not meta.get("answer_text_needs_options"):
+            alts = (str(text),)
+    else:
+        raw = meta.get("answer_alternatives") or ()
+        if isinstance(raw, str):
+            raw = (raw,)
+        alts = tuple(a for a in (str(x).strip() for x in raw)
+                     if a and a != problem.answer and _plausible_alternative(problem.answer, a))
+    return GradeItem(completion=completion, gold=str(problem.answer), extract=tuple(spec.extract),
+                     kind=spec.answer_kind, alternatives=alts)
+
+
+_SIMPLE_SCI_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:(?:[eE]|\\times\s*10\^)\s*\{?\s*([+-]?\d+)\s*\}?)?\s*$")
+
+
+def _simple_float(s: str) -> float | None:
+    m = _SIMPLE_SCI_RE.match(s)
+    if not m:
+        return None
+    return float(m.group(1)) * (10.0 ** int(m.group(2)) if m.group(2) else 1.0)
+
+
+def _plausible_alternative(gold: str, alt: str) -> bool:
+    """Drop an alternative that is a plain number more than 10% away from a plain-number gold
+    (a few Minerva rows carry another problem's answer as their "alternative")."""
+    g, a = _simple_float(gold), _simple_float(alt)
+    if g is None or a is None:
+        return True
+    return abs(g - a) <= 0.1 * max(abs(g), abs(a))
+
+
+_SHARED: dict[float, Grader] = {}
