@@ -28,6 +28,7 @@ SUBSYSTEM_COMMANDS: list[tuple[str, str]] = [
     ("summary", "amir_bench.commands:summary_cmd"),
     ("merge", "amir_bench.commands:merge_cmd"),
     ("grade", "amir_bench.grading.commands:grade_cmd"),
+    ("audit", "amir_bench.grading.commands:audit_cmd"),
     ("benchmarks", "amir_bench.commands:benchmarks_cmd"),
     ("train", "training.commands:train_cmd"),
     ("score", "amir_bench.commands:score_cmd"),

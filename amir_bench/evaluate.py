@@ -143,7 +143,7 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
                     benchmark=spec.name, problem_id=p.id, sample_idx=s, completion=g.text,
                     finish_reason=g.finish_reason, num_tokens=g.num_tokens,
                     gen_logprob_sum=g.logprob_sum, extracted=gr.extracted,
-                    correct=gr.correct, grade_status=gr.status, gold=p.answer))
+                    correct=gr.correct, grade_status=gr.status, gold=p.answer, extract_mode=gr.extract_mode))
             sink.write_many(recs)
             written.extend(recs)
             if task is not None:

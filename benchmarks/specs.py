@@ -39,8 +39,9 @@ class BenchmarkSpec:
     problem_column: str = "problem"
     answer_column: str = "answer"
     solution_column: str | None = "solution"
-    # Answer extraction, tried in order: boxed, answer_tag, gsm8k, choice_letter, last_number
-    extract: tuple[str, ...] = ("boxed", "answer_tag")
+    # Answer extraction, tried in order: boxed, answer_tag, answer_line, gsm8k, choice_letter,
+    # last_number (amir_bench.grading.extract.EXTRACTORS)
+    extract: tuple[str, ...] = ("boxed", "answer_tag", "answer_line")
     # "math" graded with math-verify; "choice" letters A-E (with option text as fallback)
     answer_kind: str = "math"
     show_options: bool = False  # template variant listing meta["options"]
@@ -48,8 +49,8 @@ class BenchmarkSpec:
     description: str = ""
 
 
-_MATH = ("boxed", "answer_tag")
-_NUMERIC = ("boxed", "answer_tag", "gsm8k", "last_number")
+_MATH = ("boxed", "answer_tag", "answer_line")
+_NUMERIC = ("boxed", "answer_tag", "answer_line", "gsm8k", "answer_number", "last_number")
 
 REGISTRY: dict[str, BenchmarkSpec] = {s.name: s for s in [
     BenchmarkSpec("math500", "math500.jsonl", "HuggingFaceH4/MATH-500", "default", "test",

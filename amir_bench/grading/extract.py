@@ -159,10 +159,103 @@ def _extract_choice_letter(text: str) -> str | None:
     return None
 
 
+# A final-answer cue: `Answer:`, `Final Answer:`, `**Answer:**`, `**Final Answer**:`,
+# `The final answer is`, `Ответ:` (simple-evals' Russian prompts), or a `## Final Answer` /
+# `**Final Answer**` heading line. Each alternative is a run of distinct literal tokens.
+_CUE_RE = re.compile(
+    r"(?i)(?<![A-Za-z])(?:"
+    r"(?:the[ \t]+)?final[ \t]+answer[ \t]+is\b(?:[ \t]*:)?"
+    r"|(?:final[ \t]+)?answer[ \t]*(?:\*\*|__)?[ \t]*[:\uff1a]"
+    r"|\u043e\u0442\u0432\u0435\u0442[ \t]*(?:\*\*)?[ \t]*:"
+    r"|^[ \t]*(?:#{1,6}|\*\*)[ \t]*final[ \t]+answer[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$"
+    r")", re.M)
+_HOPE_RE = re.compile(r"(?i)[ \t]*I[ \t]+hope[ \t]+it[ \t]+is[ \t]+correct[ \t]*\.?[ \t]*$")
+# A remark in parentheses after the answer: `$225$ (without quotes)`, `$-\frac{\pi}{6}$ (in radians)`.
+_REMARK_RE = re.compile(r"(?<=\S)[ \t]+\([^\W\d_]{2,}(?:[ \t][^\W\d_]{2,}){0,3}\)[ \t]*\.?$")
+_IS_RE = re.compile(r"[ \t]is[ \t]")
+_ASSIGN_RE = re.compile(r"[$\\( \t]*[A-Za-z](?:_\{?\w+\}?)?[ \t]*=[^=]*$")
+ANSWER_LINE_MAX_CHARS = 600
+ANSWER_CUES_TRIED = 3  # the last cue first, then up to two earlier ones
+_ANSWER_NUM_RE = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\d])")
+
+
+def _cue_sentences(text: str) -> list[tuple[str, int]]:
+    """(what follows a final-answer cue, where the cue starts) for the last few cues, last
+    first. What follows is the rest of the cue's line, or, when that is empty, the next
+    paragraph (display math after `Answer:`), without markdown bold, a `}` closing a
+    `\\text{Answer: }`, a trailing "I hope it is correct." (lm-eval's Minerva format) or a
+    parenthesized remark."""
+    cues = list(_CUE_RE.finditer(text, max(0, len(text) - 20_000)))
+    out = []
+    for m in reversed(cues[-ANSWER_CUES_TRIED:]):
+        rest = text[m.end():m.end() + ANSWER_LINE_MAX_CHARS]
+        line, _, after = rest.partition("\n")
+        line = line.strip().lstrip("}").strip().strip("*_").strip()
+        if not line:  # the answer follows on the next lines, up to a blank line
+            para = after.lstrip("\n").split("\n\n", 1)[0]
+            line = " ".join(para.split()).strip("*_").strip()
+        line = _REMARK_RE.sub("", _HOPE_RE.sub("", line))
+        if line:
+            out.append((line, m.start()))
+    return out
+
+
+def _balanced(s: str) -> bool:
+    """Braces balance (a truncated `\\frac{11}{2` does not)."""
+    depth = 0
+    for c in s:
+        depth += (c == "{") - (c == "}")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _extract_answer_line(text: str) -> str | None:
+    """The bare answer after the last final-answer cue (`Answer: $(2,4)$` -> `(2,4)`).
+
+    What follows the cue must pass `bare_answer`: a sentence after the cue is not an answer
+    here, but what follows its last " is " may be ("The value of $a$ is $-256$." -> -256);
+    `answer_number` reads numbers from sentences where the benchmark allows. When the last
+    cue is followed by neither or by a truncated answer, up to two earlier cues are tried."""
+    for line, _ in _cue_sentences(text):
+        got = bare_answer(line)
+        if got is None and _IS_RE.search(line):  # "The value of $a$ is $-256$."
+            tail = _IS_RE.split(line)[-1]
+            if "=" not in tail or _ASSIGN_RE.match(tail):  # not "is 55 + 45 = 100 goats"
+                got = bare_answer(tail)
+        if got is not None and _balanced(got):
+            return got
+    return None
+
+
+def _extract_answer_number(text: str) -> str | None:
+    """A number from the sentence after the last final-answer cue ("Answer: Ryan has 25
+    flowers after 15 days." -> 25), for benchmarks whose golds are numbers: the number right
+    after the sentence's last `=`; else the sentence's number that restates the last number
+    computed before the cue; else the sentence's first number."""
+    found = _cue_sentences(text)
+    if not found:
+        return None
+    line, start = found[0]
+    if "=" in line:
+        after = _ANSWER_NUM_RE.search(line.rsplit("=", 1)[1])
+        if after:
+            return after.group().replace(",", "")
+    nums = [m.group().replace(",", "") for m in _ANSWER_NUM_RE.finditer(line)]
+    if not nums:
+        return None
+    before = _extract_last_number(text[max(0, start - 4000):start])
+    if before is not None and before in nums:
+        return before
+    return nums[0]
+
+
 # Mode name -> extractor (first hit in the order given wins).
 EXTRACTORS: dict[str, Callable[[str], str | None]] = {
     "boxed": _extract_boxed,
     "answer_tag": _extract_answer_tag,
+    "answer_line": _extract_answer_line,
+    "answer_number": _extract_answer_number,
     "gsm8k": _extract_gsm8k,
     "choice_letter": _extract_choice_letter,
     "last_number": _extract_last_number,
@@ -173,6 +266,7 @@ _ANSWER_PREFIX_RE = re.compile(
     r"^(?i:(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?|final\s*:)\s*")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _PROSE_RE = re.compile(r"(?i)\b(?:the|is|are|so|therefore|thus|hence|we|answer|because)\b")
+_SENTENCE_START_RE = re.compile(r"(?:[^\W\d_]{2,}[ \t]+){2}")
 _MATHY_RE = re.compile(r"[\d\\^_=+\-*/()\[\]{}<>,|]")
 
 
@@ -217,6 +311,8 @@ def bare_answer(text: str) -> str | None:
     if "\\boxed" in s or "<answer>" in s.lower() or "####" in s:
         return None
     if not _MATHY_RE.search(s) and len(s.split()) > 1:
+        return None
+    if _SENTENCE_START_RE.match(s):  # "Adam loses $16": a sentence, not an answer
         return None
     return s
 

@@ -4,9 +4,10 @@ benchmark problem and a completion into the item its spec asks for."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-DEFAULT_EXTRACT = ("boxed", "answer_tag", "gsm8k", "last_number")
+DEFAULT_EXTRACT = ("boxed", "answer_tag", "answer_line", "gsm8k", "answer_number", "last_number")
+NUMBER_PICKS = ("answer_number", "last_number")  # modes that pick a number out of prose
 CHOICE_EXTRACT = ("boxed", "answer_tag", "choice_letter")
 STATUSES = ("ok", "no_answer", "timeout", "error")
 KINDS = ("math", "choice")
@@ -30,6 +31,29 @@ class GradeResult:
     extracted: str | None
     correct: bool
     status: str  # "ok" | "no_answer" | "timeout" | "error"
+    # which extractor produced `extracted`: boxed | answer_tag | answer_line | gsm8k |
+    # answer_number | choice_letter | last_number | bare (the completion is itself an
+    # answer); None: nothing. Provenance, not part of the verdict: left out of ==.
+    extract_mode: str | None = field(default=None, compare=False)
+
+_PLAIN_NUMBER_RE = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def is_plain_number(gold: str) -> bool:
+    """`42`, `-3`, `1,000`, `2.5` (also inside `$…$`): a gold a last number can match."""
+    return bool(_PLAIN_NUMBER_RE.fullmatch(gold.strip().strip("$").strip()))
+
+
+def default_extract(gold: str, kind: str = "math") -> tuple[str, ...]:
+    """Extraction when no benchmark is known: DEFAULT_EXTRACT, without the modes that pick
+    a number out of prose unless the gold is a plain number (`\\frac{11}{2}` must never meet
+    a stray 2)."""
+    if kind == "choice":
+        return CHOICE_EXTRACT
+    if is_plain_number(gold):
+        return DEFAULT_EXTRACT
+    return tuple(m for m in DEFAULT_EXTRACT if m not in NUMBER_PICKS)
+
 
 def item_for(problem, spec, completion: str) -> GradeItem:
     """The GradeItem for one completion of a benchmarks.specs Problem under its BenchmarkSpec."""

@@ -68,7 +68,8 @@ _UNICODE = {
     "\u00a0": " ",
 }
 _SQRT_UNICODE_RE = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[A-Za-z])")
-_DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\u00b0|\\degree\b|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
+_DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\u00b0(?:\s?[CF](?![A-Za-z]))?|\\degree\b|"
+                        r"\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")  # `30^\circ`, `49°C`
 _SCI_RE = re.compile(r"(?<![\w\\.{])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
 _CODE_FN_RE = re.compile(r"\b(?:np|numpy|math|sympy|sp)\.(arcsin|arccos|arctan|sin|cos|tan|"
                          r"sqrt|log|exp|pi|e)\b")
@@ -80,7 +81,7 @@ _UNIT_AFTER_NUM_RE = re.compile(
     r"(?<=[\d}])\s*(?:\\[,;:! ]|~)*\s*\\(?:text|mbox|mathrm|textrm|rm)\s*\{\s*~?\s*"
     r"[A-Za-z][A-Za-z .]*(?:/[A-Za-z .]+)?\}(?:\s*\^\s*\{?\d\}?)?\s*$")
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
-_UNIT_WORD_RE = re.compile(r"[A-Za-z]{2,}\.?(?:\^\d)?")
+_UNIT_WORD_RE = re.compile(r"[^\W\d_]{2,}\.?(?:\^\d)?")  # any script: `40 долларов`
 # Words after a number that change its value: never stripped as units.
 _MATH_WORDS = frozenset("pi sqrt root log ln sin cos tan exp inf infinity and or plus minus "
                         "times over divided choose factorial squared cubed percent".split())

@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from amir_bench.grading.extract import extract_answer
+from amir_bench.grading.extract import extract_with_mode
 from amir_bench.grading.items import KINDS, GradeItem, GradeResult
 from amir_bench.grading.normalize import as_letter, canon, lenient_text, string_verdict, too_big
 
@@ -215,8 +215,9 @@ class Grader:
         self._finalizer()  # runs _pool.close once
 
     # -- parent-side preparation
-    def _prepare(self, item: GradeItem) -> tuple[str | None, tuple | None, GradeResult | None]:
-        """-> (extracted, job key, immediate result). Pure string work."""
+    def _prepare(self, item: GradeItem
+                 ) -> tuple[str | None, str | None, tuple | None, GradeResult | None]:
+        """-> (extracted, extract mode, job key, immediate result). Pure string work."""
         if item.kind not in KINDS:
             raise ValueError(f"unknown answer kind {item.kind!r}; expected one of {KINDS}")
         modes = tuple(item.extract)
@@ -225,22 +226,22 @@ class Grader:
         completion = item.completion if isinstance(item.completion, str) else ""
         if item.kind == "choice":
             modes = tuple(m for m in modes if m != "last_number")
-        extracted = extract_answer(completion, modes)
+        extracted, mode = extract_with_mode(completion, modes)
         if extracted is None:
-            return None, None, GradeResult(None, False, "no_answer")
+            return None, None, None, GradeResult(None, False, "no_answer")
         golds = (gold,) + tuple(a for a in alts if a != gold)
         if too_big(extracted):
             same = any(canon(extracted) == canon(g) for g in golds)
-            return extracted, None, GradeResult(extracted, same, "ok")
+            return extracted, mode, None, GradeResult(extracted, same, "ok", mode)
         if item.kind == "choice":
             letter = as_letter(extracted)
             gold_letter = as_letter(gold) or gold.upper()
             if letter is not None:
-                return extracted, None, GradeResult(extracted, letter == gold_letter, "ok")
+                return extracted, mode, None, GradeResult(extracted, letter == gold_letter, "ok", mode)
             if not alts:
-                return extracted, None, GradeResult(extracted, False, "ok")
+                return extracted, mode, None, GradeResult(extracted, False, "ok", mode)
             if any(lenient_text(extracted) == lenient_text(a) for a in alts):
-                return extracted, None, GradeResult(extracted, True, "ok")
+                return extracted, mode, None, GradeResult(extracted, True, "ok", mode)
             golds = alts
         hook = None
         if self._hooks and extracted.startswith("__test_hook__:"):
@@ -248,9 +249,9 @@ class Grader:
         else:
             verdict = string_verdict(extracted, golds)
             if verdict is not None:
-                return extracted, None, GradeResult(extracted, verdict, "ok")
+                return extracted, mode, None, GradeResult(extracted, verdict, "ok", mode)
         key = (extracted, golds, hook)
-        return extracted, key, None
+        return extracted, mode, key, None
 
     # -- grading
     def grade(self, items: Sequence[GradeItem],
@@ -264,18 +265,18 @@ class Grader:
     def _grade(self, items: list[GradeItem], progress) -> list[GradeResult]:
         results: list[GradeResult | None] = [None] * len(items)
         waiting: dict[tuple, list[int]] = {}
-        extracted_of: list[str | None] = [None] * len(items)
+        extracted_of: list[tuple[str | None, str | None]] = [(None, None)] * len(items)
         done_now = 0
         for i, item in enumerate(items):
-            ext, key, res = self._prepare(item)
-            extracted_of[i] = ext
+            ext, mode, key, res = self._prepare(item)
+            extracted_of[i] = (ext, mode)
             if res is not None:
                 results[i] = res
                 self.stats["no_answer" if res.status == "no_answer" else "decided_in_parent"] += 1
                 done_now += 1
             elif key in self._cache:
                 correct, status = self._cache[key]
-                results[i] = GradeResult(ext, correct, status)
+                results[i] = GradeResult(ext, correct, status, mode)
                 self.stats["cache_hits"] += 1
                 done_now += 1
             else:
@@ -294,7 +295,8 @@ class Grader:
         self._cache[key] = (correct, status)
         idxs = b.waiting.pop(key)
         for i in idxs:
-            b.results[i] = GradeResult(b.extracted_of[i], correct, status)
+            ext, mode = b.extracted_of[i]
+            b.results[i] = GradeResult(ext, correct, status, mode)
         if b.progress:
             b.progress(len(idxs))
 
