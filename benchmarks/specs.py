@@ -50,6 +50,9 @@ class BenchmarkSpec:
 
 
 _MATH = ("boxed", "answer_tag", "answer_line")
+# Picking a number out of prose (answer_number, last_number) only where it measurably helps:
+# GSM8K-style rows of the audit file agree with their harnesses 71.2 % without it, 99.1 %
+# with it; MATH-500 rows with integer golds (the AIME/AMC case) 99.35 % either way.
 _NUMERIC = ("boxed", "answer_tag", "answer_line", "gsm8k", "answer_number", "last_number")
 
 REGISTRY: dict[str, BenchmarkSpec] = {s.name: s for s in [
@@ -64,12 +67,12 @@ REGISTRY: dict[str, BenchmarkSpec] = {s.name: s for s in [
     BenchmarkSpec("math_train", "math_train.jsonl", None, None, None, extract=_MATH,
                   description="MATH train (training set; local file only)"),
     BenchmarkSpec("aime24", "aime24.jsonl", "HuggingFaceH4/aime_2024", "default", "train",
-                  id_column="id", extract=_NUMERIC, description="AIME 2024 I+II"),
+                  id_column="id", extract=_MATH, description="AIME 2024 I+II"),
     BenchmarkSpec("aime25", "aime25.jsonl", "math-ai/aime25", "default", "test",
-                  id_column="id", solution_column=None, extract=_NUMERIC,
+                  id_column="id", solution_column=None, extract=_MATH,
                   description="AIME 2025 I+II"),
     BenchmarkSpec("amc23", "amc23.jsonl", "math-ai/amc23", "default", "test",
-                  problem_column="question", solution_column=None, extract=_NUMERIC,
+                  problem_column="question", solution_column=None, extract=_MATH,
                   description="AMC 12A/12B 2023 (40)"),
     BenchmarkSpec("olympiadbench", "olympiadbench.jsonl", "Hothan/OlympiadBench",
                   "OE_TO_maths_en_COMP", "train", id_column="id", problem_column="question",

@@ -160,11 +160,11 @@ def _extract_choice_letter(text: str) -> str | None:
 
 
 # A final-answer cue: `Answer:`, `Final Answer:`, `**Answer:**`, `**Final Answer**:`,
-# `The final answer is`, `Ответ:` (simple-evals' Russian prompts), or a `## Final Answer` /
+# `The final answer is`, `the answer is`, `Ответ:` (simple-evals' Russian prompts), or a `## Final Answer` /
 # `**Final Answer**` heading line. Each alternative is a run of distinct literal tokens.
 _CUE_RE = re.compile(
     r"(?i)(?<![A-Za-z])(?:"
-    r"(?:the[ \t]+)?final[ \t]+answer[ \t]+is\b(?:[ \t]*:)?"
+    r"(?:the[ \t]+)?(?:final[ \t]+)?answer[ \t]+is\b(?:[ \t]*:)?"
     r"|(?:final[ \t]+)?answer[ \t]*(?:\*\*|__)?[ \t]*[:\uff1a]"
     r"|\u043e\u0442\u0432\u0435\u0442[ \t]*(?:\*\*)?[ \t]*:"
     r"|^[ \t]*(?:#{1,6}|\*\*)[ \t]*final[ \t]+answer[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$"
