@@ -19,6 +19,7 @@ import typer
 
 from amir_bench import commands as core
 from amir_bench.errors import UserError
+from amir_bench.grading import commands as grading_commands
 from analysis import commands as analysis_commands
 from reports import commands as reports_commands
 from training import commands as training_commands
@@ -31,7 +32,8 @@ SUBSYSTEM_COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("run", core.run_cmd),
     ("summary", core.summary_cmd),
     ("merge", core.merge_cmd),
-    ("grade", core.grade_cmd),
+    ("grade", grading_commands.grade_cmd),
+    ("audit", grading_commands.audit_cmd),
     ("benchmarks", core.benchmarks_cmd),
     ("train", training_commands.train_cmd),
     ("score", core.score_cmd),

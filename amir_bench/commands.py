@@ -1,4 +1,5 @@
-"""Typer commands of the evaluation core (run, summary, merge, grade, score, import) and the demo."""
+"""Typer commands of the evaluation core (run, summary, merge, benchmarks, score, import) and the
+demo."""
 
 from __future__ import annotations
 
@@ -87,21 +88,6 @@ def merge_cmd(
 
     summary = merge_runs(shards, out)
     _console().print(summary_table(summary, title=f"merged into {out}"))
-
-
-def grade_cmd(
-    file: Path = typer.Argument(..., help='JSONL of {"pred": ..., "gold": ...}'),
-    out: Optional[Path] = typer.Option(None, "--out", help="default: FILE.graded.jsonl"),
-    timeout: float = typer.Option(5.0, "--timeout", help="seconds per item"),
-) -> None:
-    """Grade predictions against golds; writes each line back with the verdict."""
-    from amir_bench.grading import grade_file
-
-    if not file.exists():
-        raise UserError(f"{file}: no such file")
-    out = out or file.with_name(file.stem + ".graded.jsonl")
-    counts = grade_file(file, out, timeout=timeout)
-    typer.echo(f"{out}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 def benchmarks_cmd() -> None:

@@ -75,7 +75,8 @@ def _record(spec: Any, p: Any, s: int, g: Generation, gr: Any) -> SampleRecord:
     return SampleRecord(
         benchmark=spec.name, problem_id=p.id, sample_idx=s, completion=g.text,
         finish_reason=g.finish_reason, num_tokens=g.num_tokens, gen_logprob_sum=g.logprob_sum,
-        extracted=gr.extracted, correct=gr.correct, grade_status=gr.status, gold=p.answer)
+        extracted=gr.extracted, correct=gr.correct, grade_status=gr.status, gold=p.answer,
+        extract_mode=gr.extract_mode)
 
 
 def run_eval(cfg: RunConfig, console: Any = None) -> dict:

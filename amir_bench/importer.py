@@ -135,7 +135,7 @@ def import_run(path: Path, benchmark: str, out: Path, fmt: str = "jsonl",
                             completion=r.completion, finish_reason=r.finish_reason,
                             num_tokens=int(r.num_tokens or 0), gen_logprob_sum=None,
                             extracted=g.extracted, correct=g.correct, grade_status=g.status,
-                            gold=it.gold)
+                            gold=it.gold, extract_mode=g.extract_mode)
                for r, g, it in zip(rows, grades, items)]
     ids = {r.problem_id for r in rows}
     covered = [p for p in problems if p.id in ids]

@@ -82,7 +82,19 @@ def summarize_benchmark(records: Sequence[SampleRecord], n: int | None = None) -
     out["mean_tokens"] = float(tok.mean())
     out["mean_tokens_correct"] = float(tok[ok].mean()) if ok.any() else None
     out["mean_tokens_incorrect"] = float(tok[~ok].mean()) if (~ok).any() else None
+    out["by_extract_mode"] = verdicts_by_mode(recs)
     return out
+
+
+def verdicts_by_mode(records: Sequence[SampleRecord]) -> dict[str, dict[str, int]]:
+    """{extract_mode: {"samples", "correct"}}: how each verdict's answer was found ("none":
+    nothing extracted, or a record written before extract_mode existed)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in records:
+        d = out.setdefault(r.extract_mode or "none", {"samples": 0, "correct": 0})
+        d["samples"] += 1
+        d["correct"] += int(r.correct)
+    return dict(sorted(out.items()))
 
 
 def majority_correct(problem_ids: Sequence[str], extracted: Sequence[str | None],

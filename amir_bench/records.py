@@ -49,6 +49,7 @@ class SampleRecord:
     correct: bool
     grade_status: str  # "ok" | "no_answer" | "timeout" | "error"
     gold: str
+    extract_mode: str | None = None  # which extractor produced `extracted` (GradeResult)
 
     @property
     def key(self) -> tuple[str, str, int]:

@@ -10,8 +10,12 @@ import pytest
 
 from amir_bench.errors import UserError
 from amir_bench.grading import (
-    CHOICE_EXTRACT, DEFAULT_EXTRACT, GradeItem, GradeResult, Grader, _as_letter, bare_answer,
-    extract_answer, grade_file, grade_one, item_for, normalize_answer, normalize_pair)
+    GradeItem, GradeResult, Grader, extract_answer, grade_one, item_for, normalize_answer)
+from amir_bench.grading.extract import bare_answer
+from amir_bench.grading.gradefile import grade_file
+from amir_bench.grading.items import CHOICE_EXTRACT, DEFAULT_EXTRACT
+from amir_bench.grading.normalize import as_letter as _as_letter
+from amir_bench.grading.normalize import normalize_pair
 from benchmarks.specs import Problem, get_spec
 
 ALL = ("boxed", "answer_tag", "gsm8k", "last_number")

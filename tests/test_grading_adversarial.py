@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from amir_bench.grading import DEFAULT_EXTRACT, GradeItem, Grader, extract_answer
+from amir_bench.grading import GradeItem, Grader, extract_answer
+from amir_bench.grading.items import DEFAULT_EXTRACT
 
 ALLOWED = {"ok", "no_answer", "timeout", "error"}
 TIMEOUT = 2.0
@@ -154,8 +155,10 @@ def test_no_regex_blowup_in_parent_side_string_work(i):
     """Linear-time string work on pathological text (catastrophic regex backtracking would
     take minutes here): every extractor, the choice-letter and option-text checks, and the
     worker's normalizers on answer-sized slices."""
-    from amir_bench.grading import (EXTRACTORS, _as_letter, _lenient_text, bare_answer,
-                                    normalize_answer, normalize_pair)
+    from amir_bench.grading.extract import EXTRACTORS, bare_answer
+    from amir_bench.grading.normalize import as_letter as _as_letter
+    from amir_bench.grading.normalize import lenient_text as _lenient_text
+    from amir_bench.grading.normalize import normalize_answer, normalize_pair
     text = REDOS[i]
     t = time.perf_counter()
     for mode in EXTRACTORS:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from amir_bench.grading import CHOICE_EXTRACT, GradeItem, Grader
+from amir_bench.grading import GradeItem, Grader
+from amir_bench.grading.items import CHOICE_EXTRACT, default_extract
+from benchmarks.specs import get_spec
 
 MATH = ("boxed", "answer_tag")  # math500 / minerva / olympiad specs: no last-number fallback
 NUMERIC = ("boxed", "answer_tag", "gsm8k", "last_number")
@@ -208,6 +210,87 @@ REAL = [
 ]
 
 
+# Real completions from ../shared/data/audit/real_outputs.jsonl (line numbers in the ids; the
+# tails of the completions, verbatim), each with the verdict a careful person gives. `orig`
+# says where the harness that produced the line decided otherwise.
+MATH500 = get_spec("math500").extract
+GSM8K = get_spec("gsm8k").extract
+
+
+def default(gold: str) -> tuple[str, ...]:
+    """What `amir-bench grade` uses without a benchmark."""
+    return default_extract(gold)
+
+
+AUDIT = [
+    # cause 1: final-answer lines, no box (simple-evals / lm-eval prompts)
+    row("2002 - (56 + 6) = 2002 - 62 = 1940$\n\nAnswer: 1940", "1940", True,
+        "audit-1202-answer-line", extract=MATH500),
+    row("the final coordinates of the point are $(2, 4)$.\n\nAnswer: $(2, 4)$", "(2,4)", True,
+        "audit-1771-answer-dollars-tuple", extract=MATH500),
+    row("Y = 2X + 3.\n\\]\nAnswer: \\( y = 2x + 3 \\)", "y = 2x + 3", True,
+        "audit-1003-answer-paren-wrapper", extract=MATH500),
+    row("We have $y' = 4x + 1 = 2x' + 3$.\n\nThe final answer is: $y = 2x + 3$", "y = 2x + 3",
+        True, "audit-986-the-final-answer-is", extract=MATH500),
+    row("So the sum is $\\frac{3}{4}$.\nFinal Answer: The final answer is $\\frac{3}{4}$. "
+        "I hope it is correct.", "0.75", True, "minerva-format-hope-it-is-correct",
+        extract=MATH500),
+    row("= 2 \\times 8\\sqrt{3} = 16\\sqrt{3}\n     \\]\n\nAnswer: \\(16\\sqrt{3}\\)",
+        "16 \\sqrt{3}", True, "audit-1500-surd-answer-line", extract=MATH500),
+    row("Следовательно, выпуклый многоугольник имеет $8$ сторон.\n\nОтвет: $8$", "8", True,
+        "audit-1401-russian-answer-cue", extract=MATH500),
+    row("$$\n\\frac{p(3)}{p(4)} = \\frac{10}{11}\n$$\nThus,\n$$\n\\text{Answer: } \\frac{10}{11}\n$$",
+        "\\frac{10}{11}", True, "audit-1807-text-answer-in-display-math", extract=MATH500),
+    row("So, the radius of the sphere is 3 units.\n\nAnswer: $3 (without quotes)", "3", True,
+        "audit-1466-remark-after-answer", extract=MATH500),
+    row("Answer: $\\frac{11}{2}$\n\nAnswer: $\\frac{11}{2}$\n\nAnswer: $\\frac{11}{2", "\\frac{11}{2}",
+        True, "audit-1553-truncated-last-answer-line", extract=MATH500),
+    row("### Answer:\n\nThe solution to the equation $\\frac{x}{2} + \\frac{x}{3} = 5$ is $x = 6$.",
+        "6", True, "audit-1470-answer-sentence-is", extract=MATH500),
+    row("**Final Answer:** 12", "12", True, "bold-final-answer", extract=MATH500),
+    row("## Final Answer\n\n\\[ (1, 2) \\]", "(1,2)", True, "final-answer-heading", extract=MATH500),
+    row("the curve defined by the given equation is a hyperbola.\n\nAnswer: E", "\\text{(E)}", True,
+        "audit-1356-letter-for-text-gold-orig-wrong", extract=MATH500),  # orig: judge rejected
+    row("Thus, the smallest possible angle is:\n\\[\n\\boxed{30}\n\\]\n\nAnswer: 30", "30^\\circ",
+        True, "audit-1322-degrees-orig-wrong", extract=MATH500),  # orig: judge rejected
+    row("Answer: $\\left(\\frac{3}{2}, -\\frac{25}{2}\\right)$.", "\\left( \\frac{3}{2}, -13 \\right)",
+        False, "audit-1475-wrong-pair-orig-wrong", extract=MATH500),  # orig: judge accepted
+    # cause 2: no last number against LaTeX / non-numeric golds (the grade default)
+    row("&= 9u + 14\n\\end{align*}\n\nTherefore, the final simplified expression is:\n\n"
+        "Answer: $9u + 14$", "14", False, "audit-1086-expression-not-its-last-number",
+        extract=default("14")),
+    row("Therefore, $[ENG] = \\frac{1}{3} \\cdot 16 = \\frac{16}{3}$.\n\nAnswer: $\\frac{16}{3}$",
+        "8", False, "audit-896-fraction-not-its-denominator", extract=default("8")),
+    row("there is no nonzero value of $N$ that makes the number divisible by 6.\n"
+        "Answer: $\\text{No solution}$", "6", False, "audit-1191-no-solution", extract=default("6")),
+    row("The largest possible value of $x$ is $\\frac{11}{2}$. Maybe 2.", "\\frac{11}{2}", False,
+        "default-no-last-number-for-latex-gold", extract=default("\\frac{11}{2}"),
+        status="no_answer"),
+    row("Midpoint = ((-5 + 3)/2, (5 + 7)/2)\n= (-1, 6)\n\nAnswer: (-1, 6)", "(-1,6)", True,
+        "audit-955-pair-not-its-last-number", extract=default("(-1,6)")),
+    # cause 3: GSM8K answers stated in a closing sentence
+    row("Loss = Total cost - Total revenue = $100 - $84 = $16\n\nAnswer: Adam loses $16.", "16",
+        True, "audit-3224-answer-sentence", extract=GSM8K),
+    row("2. Cost of 2 bagels = 2 x $1 = $2\n3. Cost of 3 loaves of bread - Cost of 2 bagels = "
+        "$6 - $2 = $4\n\nAnswer: 3 loaves of bread cost $4 more than 2 bagels.", "4", True,
+        "audit-3324-sentence-restates-last-result", extract=GSM8K),
+    row("Total amount earned = $30 + $42 = $72 \n\nAnswer: Matthew would earn $72.", "72", True,
+        "audit-3328-sentence-with-currency", extract=GSM8K),
+    row("Therefore, 20 goats were sold from Farm Y.\n\nAnswer:\nThe total number of goats left "
+        "in the two farms is 55 + 45 - 10 - 20 = 70 goats.",
+        "70", True, "audit-3170-equation-in-sentence", extract=GSM8K),
+    row("Step 2: 5 flowers did not grow.\n\nStep 3: Therefore, Ryan has 25 flowers after 15 days.",
+        "25", True, "audit-3147-closing-sentence-no-cue", extract=GSM8K,
+        known="no final-answer cue: the last number of the closing sentence (15) is taken"),
+    row("So, 8 * 7 * 5 = 280 children can participate in the drill. \nTherefore, the answer "
+        "(arabic numerals) is two hundred and eighty.", "280", True, "audit-3463-words-orig-wrong",
+        extract=GSM8K),  # orig: the harness reads digits only and found none
+    row("Mandy should pay approximately $106.12.\n\nAnswer: 106", "106", True,
+        "audit-2197-answer-line-orig-wrong", extract=GSM8K),  # orig: the judge read 106.12
+    row("Разница в выручке между двумя днями составляет 520 − 480 = 40 долларов.\n\n"
+        "Ответ: 40 долларов", "40", True, "audit-2261-unit-word-any-script", extract=GSM8K),
+]
+
 @pytest.fixture(scope="module")
 def grader():
     with Grader(timeout=10.0) as g:
@@ -217,13 +300,13 @@ def grader():
 @pytest.fixture(scope="module")
 def table_results(grader):
     """Grade the whole table in one batch (order preserved), once per module."""
-    params = ROWS + REAL
+    params = ROWS + REAL + AUDIT
     items = [p.values[0] for p in params]
     results = grader.grade(items)
     return {p.id: r for p, r in zip(params, results)}
 
 
-@pytest.mark.parametrize("item,expected,status", ROWS + REAL)
+@pytest.mark.parametrize("item,expected,status", ROWS + REAL + AUDIT)
 def test_case_table(item, expected, status, table_results, request):
     case_id = request.node.callspec.id
     res = table_results[case_id]

@@ -81,8 +81,8 @@ def probe_accuracy(ckpt: Path, cfg: WarmStartConfig) -> float:
     """Sampled accuracy (avg@probe_n) on the first probe_problems of the arith test split."""
     from amir_bench.backends import Decoding, Request
     from amir_bench.backends.hf import HFBackend
+    from amir_bench.grading import GradeItem, Grader
     from amir_bench.prompts import problem_prompt
-    from amir_bench.grading import Grader, GradeItem
     from benchmarks.specs import get_spec
 
     be = HFBackend(str(ckpt))
