@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from amir_bench.errors import UserError
+from amir_bench.errors import Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,  # plain click help: flags without `<bool>` metavars
@@ -73,6 +73,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     """
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="amir-bench")
+    except Interrupted as e:
+        typer.echo(str(e), err=True)
+        return e.exit_code
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return e.exit_code

@@ -25,6 +25,20 @@ def status_text(logs: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def quiet_libraries() -> None:
+    """Silence library output that asks nothing of the user: deprecation notices raised inside
+    transformers/TRL/PEFT, and the weight loading/writing progress bars."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    for mod in ("transformers", "trl", "peft", "accelerate", "torch"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=mod)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=mod)
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 class TrainProgress(TrainerCallback):
     """A rich progress bar over optimizer steps, with the latest logged metrics beside it."""
 
@@ -51,8 +65,9 @@ class TrainProgress(TrainerCallback):
             self._bar.update(self._task, completed=state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kw):
-        if self._bar is not None and logs:
-            self._bar.update(self._task, status=status_text(logs))
+        text = status_text(logs or {})
+        if self._bar is not None and text:  # the closing summary log carries none of these
+            self._bar.update(self._task, status=text)
 
     def on_train_end(self, args, state, control, **kw):
         if self._bar is not None:

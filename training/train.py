@@ -226,8 +226,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, *, gra
     from accelerate import PartialState
 
     from training.rewards import make_reward_funcs
-    from training.progress import TrainProgress
+    from training.progress import TrainProgress, quiet_libraries
     from training.trainer import MetricsJsonlCallback
+
+    quiet_libraries()
 
     out = Path(out).expanduser().resolve()
     state = PartialState()
