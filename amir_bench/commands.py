@@ -187,3 +187,31 @@ def demo_cmd(
                       "warm start aims for; RL has less room to show differences[/yellow]")
     console.print(f"report: {result['report']['html']}\n        {result['report']['md']}")
     console.print(f"demo finished in {result['seconds']:.0f} s")
+
+
+def ls_cmd(
+    folder: Path = typer.Argument(Path("runs"), help="folder holding run directories (or a run)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """List runs: benchmarks, n, records, accuracy, created."""
+    import json
+
+    from rich.table import Table
+
+    from amir_bench.listing import list_runs
+
+    rows = list_runs(folder)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    t = Table(title=f"runs in {folder}")
+    for c in ("run", "benchmarks", "n", "records", "accuracy", "created"):
+        t.add_column(c)
+    for r in rows:
+        if "error" in r:
+            t.add_row(r["run"], f"[red]{r['error']}[/red]", "", "", "", "")
+            continue
+        acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f} %"
+        t.add_row(r["run"], ",".join(r["benchmarks"]), ",".join(map(str, r["n"])),
+                  str(r["records"]), acc, str(r["created_at"] or "-"))
+    _console().print(t)

@@ -288,21 +288,7 @@ def _num(x: float | None) -> str:
 
 
 def _progress_callback(label: str, seed: int):
-    """A rich progress bar over training steps (TRL's own tqdm is off in recipes)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from transformers import TrainerCallback
+    """The training progress bar, labelled with the algorithm and seed."""
+    from training.progress import TrainProgress
 
-    class _Bar(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw):
-            self.p = Progress(TextColumn(f"train {label} s{seed}"), BarColumn(),
-                              MofNCompleteColumn(), TimeElapsedColumn())
-            self.p.start()
-            self.t = self.p.add_task("", total=state.max_steps, completed=state.global_step)
-
-        def on_step_end(self, args, state, control, **kw):
-            self.p.update(self.t, completed=state.global_step)
-
-        def on_train_end(self, args, state, control, **kw):
-            self.p.stop()
-
-    return _Bar()
+    return TrainProgress(f"train {label} s{seed}")

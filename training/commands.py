@@ -19,10 +19,27 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint-N in --out"),
 ) -> None:
     """Train a GRPO or AMIR-GRPO checkpoint (evaluate it with `amir-bench run --ckpt OUT`)."""
+    import os
+
+    from amir_bench.errors import Interrupted
+    from amir_bench.runlock import RunLock, ensure_writable
     from training.config import load_config
-    from training.train import train
 
     cfg = load_config(recipe, algo=algo, overrides=tuple(set_ or ()))
-    path = train(cfg, out, resume=resume)
+    ensure_writable(out)
+    from training.train import train
+
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # under accelerate every rank runs this
+    lock = RunLock(out) if rank0 else None
+    try:
+        if lock:
+            lock.acquire()
+        path = train(cfg, out, resume=resume)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; checkpoints already saved in {out} are kept — "
+                          f"re-run with --resume") from None
+    finally:
+        if lock:
+            lock.release()
     typer.echo(f"checkpoint written to {path}")
 

@@ -177,15 +177,20 @@ def _merge_section(obj: Any, data: Any, prefix: str) -> None:
         elif k == "trl" and isinstance(obj, TrainConfig):
             if not isinstance(v, dict):
                 raise UserError(f"trl: expected a mapping, got {v!r}")
-            for tk, tv in v.items():
-                obj.trl[str(tk)] = coerce_trl(str(tk), tv)
+            for tk, tv in v.items():  # checked against GRPOConfig last (importing TRL is slow)
+                obj.trl[str(tk)] = tv
         else:
             setattr(obj, k, _coerce(v, hints[k], key))
 
 
 def _unknown(key: str, name: str, known: list[str]) -> UserError:
     near = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(known)}"
+    if near:
+        hint = f"; did you mean {near[0]!r}?"
+    elif len(known) > 20:  # trl.*: GRPOConfig has ~200 fields
+        hint = "; see TRL's GRPOConfig for the accepted names"
+    else:
+        hint = f"; known: {', '.join(known)}"
     return UserError(f"unknown recipe key {key!r}{hint}")
 
 
@@ -265,7 +270,7 @@ def apply_override(cfg: TrainConfig, assignment: str) -> None:
     if parts[0] == "trl":
         if len(parts) != 2:
             raise UserError(f"--set: trl keys are flat (trl.NAME), got {dotted!r}")
-        cfg.trl[parts[1]] = coerce_trl(parts[1], raw)
+        cfg.trl[parts[1]] = raw  # checked by load_config once everything else is valid
         return
     obj: Any = cfg
     for i, name in enumerate(parts):
@@ -335,7 +340,8 @@ def load_config(recipe: str, algo: str | None = None,
         cfg.algo = algo
     for assignment in overrides:
         apply_override(cfg, assignment)
-    validate(cfg)
+    validate(cfg)  # everything but trl: answered before TRL (seconds of imports) is loaded
+    cfg.trl = {k: coerce_trl(k, v) for k, v in cfg.trl.items()}
     return cfg
 
 

@@ -222,11 +222,14 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, *, gra
           callbacks: Sequence[Any] = (), quiet: bool = False) -> Path:
     """Train GRPO / AMIR-GRPO per `cfg`; returns the output directory (an HF checkpoint).
 
-    quiet: do not print each logging step's dict (metrics.jsonl still gets every step)."""
+    quiet: no progress bar (metrics.jsonl still gets every logging step)."""
     from accelerate import PartialState
 
     from training.rewards import make_reward_funcs
+    from training.progress import TrainProgress, quiet_libraries
     from training.trainer import MetricsJsonlCallback
+
+    quiet_libraries()
 
     out = Path(out).expanduser().resolve()
     state = PartialState()
@@ -255,9 +258,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, *, gra
         except ValueError as e:  # TRL / AMIR consistency checks on the settings
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise UserError(f"invalid training settings: {first[:200]}") from None
-        if quiet:
-            from transformers.trainer_callback import PrinterCallback
-            trainer.remove_callback(PrinterCallback)
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        trainer.remove_callback(PrinterCallback)  # the per-step dict: metrics.jsonl has it
+        trainer.remove_callback(ProgressCallback)
+        if not quiet:
+            trainer.add_callback(TrainProgress(f"train {cfg.algo}"))
         if state.is_main_process:
             (out / RECIPE_FILE).write_text(dump_config(cfg), encoding="utf-8")
         trainer.train(resume_from_checkpoint=resume_from)
