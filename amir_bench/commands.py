@@ -3,19 +3,36 @@ demo."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 
 from amir_bench.backends import Decoding
-from amir_bench.errors import UserError
+from amir_bench.errors import Interrupted, UserError
 from amir_bench.runconfig import RunConfig
 from amir_bench.options import cli_option
 
 
 def _csv(text: Optional[str]) -> tuple[str, ...]:
     return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+@contextmanager
+def writer_of(folder: Path, resume_hint: str = "", counted: str = "samples.jsonl",
+              what: str = "records") -> Iterator[None]:
+    """Hold an output directory as its one writer; Ctrl-C says what was kept (exit 130)."""
+    from amir_bench.jsonio import count_lines
+    from amir_bench.runlock import RunLock
+
+    with RunLock(folder):
+        try:
+            yield
+        except KeyboardInterrupt:
+            kept = count_lines(Path(folder) / counted)
+            hint = f" — {resume_hint}" if resume_hint else ""
+            raise Interrupted(f"interrupted; {kept} {what} kept in {folder}{hint}") from None
 
 
 def _console():
@@ -63,7 +80,8 @@ def run_cmd(
         problems=_csv(problems) or None, batch_size=batch_size, grade_timeout=grade_timeout,
         tensor_parallel_size=tensor_parallel_size))
     console = _console()
-    summary = run_eval(cfg, console=console)
+    with writer_of(cfg.run_dir, resume_hint="re-run with --resume"):
+        summary = run_eval(cfg, console=console)
     console.print(summary_table(summary, title=f"{cfg.run_dir}"))
     console.print(f"records: {cfg.run_dir / 'samples.jsonl'}   "
                   f"summary: {cfg.run_dir / 'summary.json'}")
@@ -86,7 +104,8 @@ def merge_cmd(
     from amir_bench.evaluate import summary_table
     from amir_bench.runstore import merge_runs
 
-    summary = merge_runs(shards, out)
+    with writer_of(out):
+        summary = merge_runs(shards, out)
     _console().print(summary_table(summary, title=f"merged into {out}"))
 
 
@@ -132,8 +151,12 @@ def score_cmd(
     from amir_bench.scoring import score_run
 
     console = _console()
-    res = score_run(run, ckpt=ckpt, backend=backend, batch_size=batch_size, data_dir=data_dir,
-                    template=template, console=console)
+    if not (run / "manifest.json").exists():
+        raise UserError(f"{run}: not a run directory (no manifest.json)")
+    with writer_of(run, "re-run `amir-bench score` to continue", counted="scores.jsonl",
+                   what="scores"):
+        res = score_run(run, ckpt=ckpt, backend=backend, batch_size=batch_size,
+                        data_dir=data_dir, template=template, console=console)
     console.print(f"{run / 'scores.jsonl'}: scored {res['scored']} samples "
                   f"({res['already']} already scored)")
 

@@ -11,14 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from amir_bench.errors import UserError
+from amir_bench.jsonio import count_lines
 from amir_bench.records import MANIFEST, SAMPLES, SUMMARY, read_samples
-
-
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with open(path, "rb") as fh:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
 def _read_json(path: Path) -> Any:
@@ -53,7 +47,7 @@ def run_row(run_dir: Path) -> dict:
         "run": str(run_dir),
         "benchmarks": benches,
         "n": n_values,
-        "records": _count_lines(run_dir / SAMPLES),
+        "records": count_lines(run_dir / SAMPLES),
         "accuracy": acc,
         "checkpoint": manifest.get("checkpoint"),
         "created_at": manifest.get("created_at"),

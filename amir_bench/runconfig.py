@@ -4,6 +4,7 @@ builds its options from it at startup)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -100,7 +101,7 @@ class RunConfig:
 
 
 def validate(cfg: RunConfig, benchmarks: Sequence[str]) -> None:
-    """Flag values that cannot work: one-line errors before anything loads."""
+    """Flag values that cannot work: one-line errors before anything loads (NaN included)."""
     d = cfg.decoding
     for b in benchmarks:
         n = cfg.n_for(b)
@@ -108,10 +109,21 @@ def validate(cfg: RunConfig, benchmarks: Sequence[str]) -> None:
             raise UserError("--n must be >= 1")
         if d.temperature == 0 and n > 1:
             raise UserError(f"--temperature 0 is greedy: use --n 1 ({b} has n = {n})")
-    if d.temperature < 0:
-        raise UserError("--temperature must be >= 0")
-    if not 0 < d.top_p <= 1:
-        raise UserError("--top-p must be in (0, 1]")
-    if d.max_new_tokens < 1:
-        raise UserError("--max-new-tokens must be >= 1")
+    checks = [
+        ("--temperature", d.temperature, math.isfinite(d.temperature) and d.temperature >= 0,
+         "must be a finite number >= 0"),
+        ("--top-p", d.top_p, math.isfinite(d.top_p) and 0 < d.top_p <= 1, "must be in (0, 1]"),
+        ("--top-k", d.top_k, d.top_k >= 0, "must be >= 0 (0 = off)"),
+        ("--max-new-tokens", d.max_new_tokens, d.max_new_tokens >= 1, "must be >= 1"),
+        ("--grade-timeout", cfg.grade_timeout,
+         math.isfinite(cfg.grade_timeout) and cfg.grade_timeout > 0, "must be > 0 seconds"),
+        ("--batch-size", cfg.batch_size, cfg.batch_size is None or cfg.batch_size >= 1,
+         "must be >= 1"),
+        ("--limit", cfg.limit, cfg.limit is None or cfg.limit >= 1, "must be >= 1"),
+        ("--tensor-parallel-size", cfg.tensor_parallel_size, cfg.tensor_parallel_size >= 1,
+         "must be >= 1"),
+    ]
+    for flag, value, ok, what in checks:
+        if not ok:
+            raise UserError(f"{flag} {what} (got {value})")
     get_template(cfg.template)

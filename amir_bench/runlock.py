@@ -39,6 +39,16 @@ def ensure_writable(folder: Path | str) -> Path:
     return folder
 
 
+def has_content(folder: Path | str) -> bool:
+    """True when `folder` exists and holds anything besides a writer's lock file."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    if not folder.is_dir():
+        return True
+    return any(p.name != LOCK_NAME for p in folder.iterdir())
+
+
 class RunLock:
     """Exclusive lock on an output directory; a second writer gets `DIR is in use by pid N`."""
 

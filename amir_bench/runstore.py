@@ -12,6 +12,7 @@ from typing import Sequence
 
 from amir_bench import __version__
 from amir_bench.errors import UserError
+from amir_bench.runlock import has_content
 from amir_bench.metrics import summarize
 from amir_bench.jsonio import atomic_write_json, atomic_write_jsonl, truncate_partial_tail
 from amir_bench.records import (MANIFEST, SAMPLES, SUMMARY, Run, SampleRecord, dedupe, load_run,
@@ -114,7 +115,7 @@ def open_run_dir(out: Path, manifest: dict, resume: bool) -> list[SampleRecord]:
         truncate_partial_tail(out / SAMPLES)
         records = read_samples(out / SAMPLES) if (out / SAMPLES).exists() else []
         return dedupe(records)[0]
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if has_content(out):
         raise UserError(f"{out} exists and is not a run directory; choose another --out")
     return []
 
@@ -207,7 +208,7 @@ def merge_runs(shard_dirs: Sequence[Path], out: Path) -> dict:
     for _, _, d, _ in sorted(shards, key=lambda s: s[0]):
         records.extend(load_run(d).samples)
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if has_content(out):
         raise UserError(f"{out} exists and is not empty; choose another --out")
     manifest = dict(base, shard="0/1", benchmarks=merged_bench,
                     merged_from=[str(d) for d in shard_dirs])

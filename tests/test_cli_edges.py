@@ -120,3 +120,99 @@ def test_ls_lists_runs_and_json(tmp_path, capsys):
     assert rows[0]["accuracy"] == pytest.approx(0.75)
     assert rows[1]["accuracy"] == pytest.approx(0.25)
     assert main(["ls", str(tmp_path / "missing")]) == 2
+
+
+# --------------------------------------------------------------------- the run command's edges
+
+RUN_ARGS = ["--benchmarks", "arith", "--n", "4", "--limit", "60", "--max-new-tokens", "48",
+            "--temperature", "1.0", "--batch-size", "4"]
+
+
+def _start_run(ckpt: Path, out: Path, *extra: str) -> subprocess.Popen:
+    cmd = AMIR + ["run", "--ckpt", str(ckpt), "--out", str(out), *RUN_ARGS, *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _wait_for_records(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists() and path.stat().st_size > 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no records appeared (exit {proc.poll()})")
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_records_says_so_and_exits_130(tiny_ckpt, tmp_path):
+    import signal
+
+    from amir_bench.records import read_samples
+
+    out = tmp_path / "run"
+    proc = _start_run(tiny_ckpt, out)
+    _wait_for_records(out / "samples.jsonl", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    kept = len(read_samples(out / "samples.jsonl"))
+    assert 0 < kept < 240
+    assert f"interrupted; {kept} records kept in {out} — re-run with --resume" in err
+    assert not (out / LOCK_NAME).exists()
+    assert main(["run", "--ckpt", str(tiny_ckpt), "--out", str(out), *RUN_ARGS,
+                 "--resume"]) == 0
+    recs = read_samples(out / "samples.jsonl")
+    assert len(recs) == len({r.key for r in recs}) == 240
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_while_the_first_runs(tiny_ckpt, tmp_path, capsys):
+    out = tmp_path / "run"
+    first = _start_run(tiny_ckpt, out)
+    try:
+        _wait_for_records(out / "samples.jsonl", first)
+        rc = main(["run", "--ckpt", str(tiny_ckpt), "--out", str(out), *RUN_ARGS,
+                   "--temperature", "0.7", "--resume"])
+        err = capsys.readouterr().err
+        assert rc == 2
+        assert f"error: {out} is in use by pid {first.pid}" in err
+    finally:
+        first.communicate(timeout=300)
+    assert first.returncode == 0
+    from amir_bench.records import read_samples
+    recs = read_samples(out / "samples.jsonl")
+    assert len(recs) == len({r.key for r in recs}) == 240
+
+
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--temperature", "nan", "--temperature must be a finite number >= 0"),
+    ("--temperature", "inf", "--temperature must be a finite number >= 0"),
+    ("--top-p", "nan", "--top-p must be in (0, 1]"),
+    ("--top-k", "-5", "--top-k must be >= 0"),
+    ("--batch-size", "0", "--batch-size must be >= 1"),
+    ("--grade-timeout", "0", "--grade-timeout must be > 0"),
+    ("--limit", "0", "--limit must be >= 1"),
+])
+def test_bad_numbers_are_refused_before_anything_is_written(flag, value, needle, tiny_ckpt,
+                                                            tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["run", "--ckpt", str(tiny_ckpt), "--out", str(out), "--benchmarks", "arith",
+               "--n", "2", flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert needle in err and "Traceback" not in err
+    assert not (out / "manifest.json").exists()
+    assert not list(out.glob("*.json*")) if out.exists() else True
+
+
+def test_run_into_an_unwritable_folder_fails_before_loading(tiny_ckpt, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["run", "--ckpt", str(tiny_ckpt), "--out", str(blocker / "run"),
+               "--benchmarks", "arith", "--n", "1", "--temperature", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.strip() == f"error: cannot write {blocker / 'run'} (Not a directory)"
