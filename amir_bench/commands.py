@@ -87,12 +87,26 @@ def run_cmd(
                   f"summary: {cfg.run_dir / 'summary.json'}")
 
 
-def summary_cmd(run: Path = typer.Argument(..., help="run directory")) -> None:
+def summary_cmd(
+    run: Path = typer.Argument(..., help="run directory"),
+    as_json: bool = typer.Option(False, "--json", help="print summary.json instead of a table"),
+) -> None:
     """Recompute summary.json from samples.jsonl + manifest and print it."""
+    import json
+
     from amir_bench.evaluate import summary_table
+    from amir_bench.records import load_run
     from amir_bench.runstore import write_summary
 
-    summary = write_summary(run)
+    loaded = load_run(run)
+    with writer_of(run):
+        summary = write_summary(run, loaded.samples, loaded.manifest)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    if loaded.duplicates_dropped:
+        typer.echo(f"note: {loaded.duplicates_dropped} duplicate (problem, sample) records in "
+                   f"{run / 'samples.jsonl'} were counted once (the first)", err=True)
     _console().print(summary_table(summary, title=str(run)))
 
 

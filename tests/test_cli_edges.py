@@ -216,3 +216,21 @@ def test_run_into_an_unwritable_folder_fails_before_loading(tiny_ckpt, tmp_path,
     err = capsys.readouterr().err
     assert rc == 2
     assert err.strip() == f"error: cannot write {blocker / 'run'} (Not a directory)"
+
+
+def test_summary_counts_duplicate_keys_once_and_says_so(tmp_path, capsys):
+    import json
+
+    from runfactory import make_run
+
+    run = make_run(tmp_path / "r", {"p1": [True, False], "p2": [False, False]})
+    lines = (run / "samples.jsonl").read_text().splitlines()
+    dup = json.loads(lines[1])
+    dup["correct"] = True  # a second writer's different verdict for the same key
+    (run / "samples.jsonl").write_text("\n".join(lines + [json.dumps(dup)]) + "\n")
+    assert main(["summary", str(run), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["amc23"]["samples"] == 4
+    assert summary["amc23"]["avg@n"] == pytest.approx(0.25)
+    assert main(["summary", str(run)]) == 0
+    assert "1 duplicate (problem, sample) records" in capsys.readouterr().err
