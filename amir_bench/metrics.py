@@ -82,7 +82,9 @@ def summarize_benchmark(records: Sequence[SampleRecord], n: int | None = None) -
     out["mean_tokens"] = float(tok.mean())
     out["mean_tokens_correct"] = float(tok[ok].mean()) if ok.any() else None
     out["mean_tokens_incorrect"] = float(tok[~ok].mean()) if (~ok).any() else None
-    out["by_extract_mode"] = verdicts_by_mode(recs)
+    for mode, c in verdicts_by_mode(recs).items():  # flat scalars: summary values stay numbers
+        out[f"extract_mode/{mode}"] = c["samples"]
+        out[f"extract_mode/{mode}/correct"] = c["correct"]
     return out
 
 

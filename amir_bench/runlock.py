@@ -57,8 +57,10 @@ class RunLock:
         self.path = self.folder / LOCK_NAME
         self._note = note or (lambda s: print(s, file=sys.stderr))
         self._fd: Optional[int] = None
+        self._created = False
 
     def acquire(self) -> "RunLock":
+        self._created = not self.folder.exists()
         ensure_writable(self.folder)
         while True:  # a lock file unlinked by a finishing writer is retried on the new file
             fd = self._open_and_lock()
@@ -102,6 +104,11 @@ class RunLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+        if self._created and not has_content(self.folder):  # a failed start leaves no folder
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

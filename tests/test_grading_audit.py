@@ -18,7 +18,7 @@ from amir_bench.errors import UserError
 from amir_bench.grading.audit import as_verdict, wilson_interval
 from amir_bench.grading.gradefile import grade_file, item_from_row, parse_map
 from amir_bench.grading.items import item_for
-from amir_bench.metrics import summarize_benchmark
+from amir_bench.metrics import summarize_benchmark, verdicts_by_mode
 from amir_bench.records import SampleRecord
 from benchmarks.specs import Problem, get_spec
 from conftest import DATA_DIR, REPO
@@ -103,10 +103,14 @@ def test_sample_record_extract_mode_default_and_summary_counts():
     recs = [SampleRecord(**{**old, "sample_idx": i, "extract_mode": m, "correct": c})
             for i, (m, c) in enumerate([("boxed", True), ("boxed", False), ("answer_line", True),
                                         (None, False)])]
-    by_mode = summarize_benchmark(recs)["by_extract_mode"]
-    assert by_mode == {"answer_line": {"samples": 1, "correct": 1},
-                       "boxed": {"samples": 2, "correct": 1},
-                       "none": {"samples": 1, "correct": 0}}
+    assert verdicts_by_mode(recs) == {"answer_line": {"samples": 1, "correct": 1},
+                                      "boxed": {"samples": 2, "correct": 1},
+                                      "none": {"samples": 1, "correct": 0}}
+    summary = summarize_benchmark(recs)
+    assert {k: v for k, v in summary.items() if k.startswith("extract_mode/")} == {
+        "extract_mode/answer_line": 1, "extract_mode/answer_line/correct": 1,
+        "extract_mode/boxed": 2, "extract_mode/boxed/correct": 1,
+        "extract_mode/none": 1, "extract_mode/none/correct": 0}
 
 
 # ----------------------------------------------------------------- audit
