@@ -151,6 +151,7 @@ class Check:
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
         self.numbers: dict = {}  # the running stage's numbers so far (kept if it fails)
+        self.current: str | None = None
         (settings.work / "logs").mkdir(parents=True, exist_ok=True)
         settings.out.mkdir(parents=True, exist_ok=True)
 
@@ -266,7 +267,9 @@ class Check:
                                             "wall_s": 0.0, "limit_s": stage.limit_s}
             else:
                 print(f"[gpu_check] {stage.name}: {stage.title} ...", flush=True)
+                self.current = stage.name
                 self.results[stage.name] = self.run_stage(stage)
+                self.current = None
                 r = self.results[stage.name]
                 print(f"[gpu_check] {stage.name}: {r['status']} in {r['wall_s']:.1f}s"
                       + (f" ({r['reason']})" if r.get("reason") else ""), flush=True)
@@ -673,7 +676,7 @@ def kill_and_resume(c: Check, server: Server, help_text: str, ref: Path) -> dict
     res["records_at_kill"] = run_stats(out)["records"]
     t0 = time.monotonic()
     try:
-        res["client_rc"] = client.wait(timeout=max(1.0, min(180.0, c.remaining() - 60)))
+        res["client_rc"] = client.wait(timeout=max(1.0, min(90.0, c.remaining() - 90)))
         res["client_exit_s"] = round(time.monotonic() - t0, 1)
     except subprocess.TimeoutExpired:
         res["client_rc"], res["client_exit_s"] = None, "did not exit; killed"
@@ -904,8 +907,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu-check-out"),
-                    help="folder for gpu_check.json, the table and the log tails (default $OUT)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="folder for gpu_check.json, the table and the log tails "
+                         "(default $OUT, else WORK/out)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/amir-gpu-check"),
                     help="scratch: the vllm venv, the model, runs, full logs")
     ap.add_argument("--python", default=sys.executable, help="interpreter for env/model/perf stages")
@@ -925,15 +929,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace, stages: tuple[Stage, ...]) -> Settings:
+    """Settings from the parsed flags; a bad --limit raises ValueError with the one-line reason."""
     names = {st.name for st in stages}
     limits = {}
     for item in args.limit:
         name, _, value = item.partition("=")
         if name not in names or not re.fullmatch(r"\d+(\.\d+)?", value):
-            raise SystemExit(f"error: --limit wants STAGE=SECONDS with STAGE one of "
+            raise ValueError(f"--limit wants STAGE=SECONDS with STAGE one of "
                              f"{', '.join(sorted(names))}, got {item!r}")
         limits[name] = float(value)
-    return Settings(out=args.out.resolve(), work=args.work.resolve(), python=args.python,
+    out = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else args.work / "out")
+    return Settings(out=out.resolve(), work=args.work.resolve(), python=args.python,
                     wheels=args.wheels.resolve() if args.wheels else None,
                     vllm_python=args.vllm_python, budget_s=args.budget, limits=limits,
                     problems=args.problems, eval_problems=args.eval_problems,
@@ -949,13 +955,17 @@ def main(argv: list[str] | None = None, stages: tuple[Stage, ...] = STAGES) -> i
         print("GPU_CHECK_JSON " + json.dumps(check_builder()))
         return 0
     only = None
-    if args.stages:
-        only = {x for x in args.stages.split(",") if x}
-        unknown = only - {st.name for st in stages}
-        if unknown:
-            print(f"error: unknown stage(s) {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-    s = settings_from(args, stages)
+    try:
+        if args.stages:
+            only = {x for x in args.stages.split(",") if x}
+            unknown = only - {st.name for st in stages}
+            if unknown:
+                raise ValueError(f"unknown stage(s) {', '.join(sorted(unknown))}; stages: "
+                                 + ", ".join(st.name for st in stages))
+        s = settings_from(args, stages)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.dry_run:
         return dry_run(s, stages, only)
     check = Check(s, list(stages))
@@ -966,8 +976,11 @@ def main(argv: list[str] | None = None, stages: tuple[Stage, ...] = STAGES) -> i
     signal.signal(signal.SIGTERM, on_term)
     try:
         report = check.run(only)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         check.cleanup()
+        if check.current:
+            check.results[check.current] = {"status": "interrupted", "reason": f"interrupted ({e})",
+                                            "numbers": check.numbers, "wall_s": 0.0, "limit_s": 0}
         check.write()
         print("[gpu_check] interrupted; numbers so far are in " + str(s.out / "gpu_check.json"))
         return 130
