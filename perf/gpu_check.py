@@ -112,13 +112,22 @@ def tail_lines(path: Path, n: int = 40) -> str:
         return ""
 
 
+ERROR_LINES = (  # most telling first: pip's reason, a Python exception, a one-line CLI error
+    (re.compile(r"^ERROR: "), "first"),
+    (re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b.*: "), "last"),
+    (re.compile(r"^error: (?!subprocess-exited)"), "last"),
+)
+
+
 def last_error_line(text: str) -> str:
-    """The most telling line of a failed command's output (an `error:`/`ERROR` line, else the last)."""
+    """The most telling line of a failed command's output, else its last line."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if re.search(r"\b(error|Error|ERROR)\b|Exception|Traceback", ln):
-            return ln[:300]
-    return lines[-1][:300] if lines else "(no output)"
+    for pattern, which in ERROR_LINES:
+        hits = [ln for ln in lines if pattern.search(ln)]
+        if hits:
+            return (hits[0] if which == "first" else hits[-1])[:300]
+    plain = [ln for ln in lines if not ln.startswith("note:")]
+    return plain[-1][:300] if plain else "(no output)"
 
 
 def signal_group(pgid: int, sig: int) -> None:

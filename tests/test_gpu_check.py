@@ -249,3 +249,42 @@ def test_dry_run_prints_the_plan_and_checks_prerequisites(tmp_path):
     assert "[ok  ] perf/train_step_ratio.py --gpu-shape --help" in proc.stdout
     assert "nvidia-smi" in proc.stdout and proc.stdout.rstrip().endswith("dry run: ready")
     assert not (tmp_path / "o").exists()  # a dry run writes no result files
+
+
+@pytest.mark.slow
+def test_real_stages_on_cpu_fail_and_skip_with_reasons(tmp_path):
+    """The real env and venv stages on this CPU machine: env measures, an empty wheel folder makes
+    the venv stage fail with pip's reason, and everything that needs a GPU or the venv is skipped."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    rc = gc.main(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"), "--wheels",
+                  str(wheels), "--stages", "env,venv,model,vllm_run,serve,eval_throughput"])
+    st = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["stages"]
+    assert rc == 1
+    env = st["env"]
+    assert env["status"] == "ok" and env["numbers"]["torch"].startswith("2.13")
+    assert env["numbers"]["cuda"] is False and "nvidia_smi" in env["numbers"]
+    assert st["venv"]["status"] == "failed"
+    assert st["venv"]["reason"].startswith("pip could not install the vllm extra")
+    assert st["venv"]["numbers"]["install_s"] >= 0
+    for name in ("model", "vllm_run", "serve"):
+        assert st[name]["reason"].startswith("needs venv, which failed: pip could not install")
+    assert st["eval_throughput"]["reason"] == f"no CUDA device visible to {sys.executable}"
+    assert st["train_step"]["reason"] == "not selected (--stages)"
+
+
+@pytest.mark.parametrize("text, line", [
+    ("Collecting x\n      ERROR: Could not find a version that satisfies the requirement setuptools>=68\n"
+     "      ERROR: No matching distribution found for setuptools>=68\nerror: subprocess-exited-with-error\n"
+     "note: This error originates from a subprocess",
+     "ERROR: Could not find a version that satisfies the requirement setuptools>=68"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n",
+     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ("loading\nerror: --endpoint http://x: connection refused\n",
+     "error: --endpoint http://x: connection refused"),
+    ("step 1\nstep 2\n", "step 2"),
+    ("", "(no output)"),
+])
+def test_last_error_line_picks_the_reason(text, line):
+    assert gc.last_error_line(text) == line
