@@ -598,7 +598,7 @@ class Server:
             try:
                 http_json(f"{self.url}/models", timeout=5)
                 return round(time.monotonic() - t0, 1)
-            except OSError:
+            except (OSError, ValueError):  # not listening yet, or answering before it is ready
                 time.sleep(1.0)
         raise StageTimeout("vllm serve did not answer before the stage's limit")
 
@@ -674,13 +674,14 @@ def kill_and_resume(c: Check, server: Server, help_text: str, ref: Path) -> dict
     shutil.rmtree(out, ignore_errors=True)
     cmd = endpoint_cmd(c, help_text, server.url, out, "completions", concurrency=1)
     client, _ = c.spawn(cmd, "endpoint-killed-run", venv=True)
-    res: dict = {}
+    res: dict = c.numbers.setdefault("kill_resume", {})  # partial numbers survive a failure
     end = time.monotonic() + min(120.0, c.remaining())
     while run_stats(out)["records"] < 8 and client.poll() is None and time.monotonic() < end:
         time.sleep(0.2)
     if client.poll() is not None:
         c.kill(client)
-        return {"exercised": False, "why": f"the client exited {client.returncode} before the kill"}
+        res.update(exercised=False, why=f"the client exited {client.returncode} before the kill")
+        return res
     server.kill()
     res["records_at_kill"] = run_stats(out)["records"]
     t0 = time.monotonic()
@@ -755,7 +756,7 @@ STAGES: tuple[Stage, ...] = (
           stage_vllm_run, requires=("venv", "model")),
     Stage("serve", "vllm serve + endpoint backend: completions, chat, seed, scoring, kill/resume",
           420, stage_serve, requires=("venv", "model"), precheck=endpoint_precheck),
-    Stage("eval_throughput", "perf/eval_throughput.py --gpu-shape (HF bf16)", 240,
+    Stage("eval_throughput", "perf/eval_throughput.py --gpu-shape (HF bf16)", 270,
           stage_eval_throughput, requires=("env",), precheck=env_precheck("torch", "math_verify")),
     Stage("train_step", "perf/train_step_ratio.py --gpu-shape (AMIR-GRPO / GRPO)", 300,
           stage_train_step, requires=("env",), precheck=env_precheck("torch", "trl", "math_verify")),
