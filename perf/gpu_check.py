@@ -43,7 +43,6 @@ sys.path.insert(0, str(REPO))
 from amir_bench.jsonio import atomic_write_json, atomic_write_text, iter_jsonl  # noqa: E402
 
 QWEN05B_VOCAB = 151_936
-SERVED_NAME = "amir-gpu-check"
 MIN_STAGE_S = 15.0  # a stage is not started with less of the global budget left than this
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "OMP_WAIT_POLICY": "PASSIVE",
@@ -89,6 +88,7 @@ class Settings:
     eval_problems: int = 32
     train_steps: int = 4
     serve_gpu_memory: float = 0.5
+    endpoint_shape: tuple[int, int, int] = (32, 4, 128)  # problems, n, max new tokens per run
 
     @property
     def venv_python(self) -> str:
@@ -582,9 +582,9 @@ class Server:
         self.c, self.port, self.proc = c, port, None
         self.url = f"http://127.0.0.1:{port}/v1"
         script = Path(c.s.venv_python).parent / "vllm"
-        self.cmd = [str(script) if script.exists() else "vllm", "serve", str(c.s.work / "model"),
-                    "--host", "127.0.0.1", "--port", str(port), "--served-model-name", SERVED_NAME,
-                    "--seed", "0", "--dtype", "bfloat16", "--max-model-len", "2048",
+        self.model = str(c.s.work / "model")  # served under its path: a name and a local tokenizer
+        self.cmd = [str(script) if script.exists() else "vllm", "serve", self.model,
+                    "--host", "127.0.0.1", "--port", str(port), "--seed", "0", "--dtype", "bfloat16", "--max-model-len", "2048",
                     "--gpu-memory-utilization", str(c.s.serve_gpu_memory), "--enforce-eager"]
 
     def start(self, log: str) -> float:
@@ -616,10 +616,10 @@ def feature(fn: Callable[[], object]) -> object:
         return f"error: {type(e).__name__}: {str(e)[:150]}"
 
 
-def probe_server(url: str) -> dict:
+def probe_server(url: str, model: str) -> dict:
     """What the server itself supports: n, seed, logprobs, echo, prompt_logprobs, chat, version."""
     prompt = "What is 2 plus 2?"
-    comp = lambda **kw: http_json(f"{url}/completions", {"model": SERVED_NAME, "prompt": prompt,  # noqa: E731
+    comp = lambda **kw: http_json(f"{url}/completions", {"model": model, "prompt": prompt,  # noqa: E731
                                                          "temperature": 1.0, **kw})
     seeded = lambda: [ch["text"] for ch in comp(n=2, seed=7, max_tokens=8)["choices"]]  # noqa: E731
     first = feature(seeded)
@@ -633,7 +633,7 @@ def probe_server(url: str) -> dict:
         "prompt_logprobs": feature(lambda: comp(max_tokens=1, prompt_logprobs=0)["choices"][0]
                                    .get("prompt_logprobs") is not None),
         "chat_n2": feature(lambda: len(http_json(f"{url}/chat/completions", {
-            "model": SERVED_NAME, "messages": [{"role": "user", "content": prompt}], "n": 2,
+            "model": model, "messages": [{"role": "user", "content": prompt}], "n": 2,
             "max_tokens": 4, "seed": 7, "logprobs": True})["choices"])),
         "version": feature(lambda: http_json(url.rsplit("/v1", 1)[0] + "/version")["version"]),
     }
@@ -641,13 +641,18 @@ def probe_server(url: str) -> dict:
 
 def endpoint_cmd(c: Check, help_text: str, url: str, out: Path, api: str, concurrency: int,
                  resume: bool = False) -> list[str]:
-    """`amir-bench run --backend openai` with the flags of the endpoint backend this tree has."""
-    cmd = [c.s.venv_python, "-m", "amir_bench.cli", "run", "--ckpt", str(c.s.work / "model"),
-           "--backend", "openai", "--endpoint", url, "--benchmarks", "arith", "--limit", "32",
-           "--n", "4", "--max-new-tokens", "128", "--temperature", "1.0", "--seed", "0",
-           "--out", str(out)]
-    optional = {"--model": SERVED_NAME, "--api": api, "--concurrency": str(concurrency),
-                "--request-timeout": "60", "--tokenizer": str(c.s.work / "model")}
+    """`amir-bench run --backend openai` with the flags of the endpoint backend this tree has.
+
+    The server serves the model under its folder's path, so `--ckpt`/`--model` (the served name)
+    and `--tokenizer` (client-side chat template, completions mode) all get that one path."""
+    model = str(c.s.work / "model")
+    problems, n, tokens = c.s.endpoint_shape
+    cmd = [c.s.venv_python, "-m", "amir_bench.cli", "run", "--ckpt", model,
+           "--backend", "openai", "--endpoint", url, "--benchmarks", "arith", "--limit",
+           str(problems), "--n", str(n), "--max-new-tokens", str(tokens), "--temperature", "1.0",
+           "--seed", "0", "--out", str(out)]
+    optional = {"--model": model, "--api": api, "--concurrency": str(concurrency),
+                "--request-timeout": "60", "--tokenizer": model}
     for flag, value in optional.items():
         if has_flag(help_text, flag):
             cmd += [flag, value]
@@ -676,7 +681,8 @@ def kill_and_resume(c: Check, server: Server, help_text: str, ref: Path) -> dict
     client, _ = c.spawn(cmd, "endpoint-killed-run", venv=True)
     res: dict = c.numbers.setdefault("kill_resume", {})  # partial numbers survive a failure
     end = time.monotonic() + min(120.0, c.remaining())
-    while run_stats(out)["records"] < 8 and client.poll() is None and time.monotonic() < end:
+    n = c.s.endpoint_shape[1]
+    while run_stats(out)["records"] < 2 * n and client.poll() is None and time.monotonic() < end:
         time.sleep(0.2)
     if client.poll() is not None:
         c.kill(client)
@@ -712,7 +718,7 @@ def stage_serve(c: Check) -> dict:
     server = Server(c, free_port())
     numbers = c.numbers
     numbers["startup_s"] = server.start("vllm-serve")
-    numbers["server"] = probe_server(server.url)
+    numbers["server"] = probe_server(server.url, server.model)
     runs = c.s.work / "runs"
     ref = runs / "endpoint-completions"
     numbers["completions"] = timed_endpoint_run(
@@ -731,17 +737,20 @@ def stage_serve(c: Check) -> dict:
         numbers["chat"] = "skipped: `amir-bench run --help` lists no --api"
     if has_flag(help_score, "--endpoint"):
         cmd = [c.s.venv_python, "-m", "amir_bench.cli", "score", str(ref), "--backend", "openai",
-               "--endpoint", server.url] + (["--model", SERVED_NAME] if has_flag(help_score, "--model") else [])
+               "--endpoint", server.url] + [x for flag in ("--model", "--tokenizer")
+                                            if has_flag(help_score, flag) for x in (flag, server.model)]
         r = c.sh(cmd, "endpoint-score", venv=True)
         scored = [row for _, row in iter_jsonl(ref / "scores.jsonl")]
         numbers["score"] = {"wall_s": round(r.wall_s, 1), "scored": len(scored)}
     else:
         numbers["score"] = "skipped: `amir-bench score --help` lists no --endpoint"
     numbers["kill_resume"] = kill_and_resume(c, server, help_run, ref)
+    problems, n, _ = c.s.endpoint_shape
     for part in ("completions", "chat"):
         got = numbers[part]
-        if isinstance(got, dict) and (got["unique_keys"] != 128 or got["duplicates"]):
-            raise StageFailed(f"{part}: expected 128 records (32 problems x 4), got {got}")
+        if isinstance(got, dict) and (got["unique_keys"] != problems * n or got["duplicates"]):
+            raise StageFailed(f"{part}: expected {problems * n} records ({problems} problems x "
+                              f"{n}), got {got}")
     return numbers
 
 

@@ -170,7 +170,9 @@ def test_endpoint_command_follows_the_flags_the_cli_has(tmp_path):
     full = "--endpoint URL  --model NAME  --api chat|completions  --concurrency K  --tokenizer P"
     cmd = gc.endpoint_cmd(check, full, "http://127.0.0.1:9/v1", tmp_path / "r", "chat", 8)
     assert cmd[cmd.index("--endpoint") + 1] == "http://127.0.0.1:9/v1"
-    assert cmd[cmd.index("--api") + 1] == "chat" and cmd[cmd.index("--model") + 1] == gc.SERVED_NAME
+    model = str(tmp_path / "work" / "model")  # the served name is the model folder's path
+    assert cmd[cmd.index("--api") + 1] == "chat"
+    assert [cmd[cmd.index(f) + 1] for f in ("--ckpt", "--model", "--tokenizer")] == [model] * 3
     assert cmd[cmd.index("--concurrency") + 1] == "8" and "--request-timeout" not in cmd
     bare = gc.endpoint_cmd(check, "--endpoint URL --model-name X", "u", tmp_path / "r", "chat", 1,
                            resume=True)
