@@ -713,44 +713,63 @@ def kill_and_resume(c: Check, server: Server, help_text: str, ref: Path) -> dict
     return res
 
 
+def check_counts(c: Check, got: dict) -> dict:
+    problems, n, _ = c.s.endpoint_shape
+    if got["unique_keys"] != problems * n or got["duplicates"]:
+        raise StageFailed(f"expected {problems * n} records ({problems} problems x {n}), got {got}")
+    return got
+
+
+def score_through_endpoint(c: Check, server: Server, help_score: str, run: Path) -> dict:
+    if not has_flag(help_score, "--endpoint"):
+        return {"skipped": "`amir-bench score --help` lists no --endpoint"}
+    cmd = [c.s.venv_python, "-m", "amir_bench.cli", "score", str(run), "--backend", "openai",
+           "--endpoint", server.url] + [x for flag in ("--model", "--tokenizer")
+                                        if has_flag(help_score, flag) for x in (flag, server.model)]
+    r = c.sh(cmd, "endpoint-score", venv=True)
+    scored = [row for _, row in iter_jsonl(run / "scores.jsonl")]
+    return {"wall_s": round(r.wall_s, 1), "scored": len(scored)}
+
+
 def stage_serve(c: Check) -> dict:
+    """One server, then independent sub-checks; a failed one is recorded and the next still runs."""
     help_run, help_score = cli_help(c, "run"), cli_help(c, "score")
     server = Server(c, free_port())
     numbers = c.numbers
     numbers["startup_s"] = server.start("vllm-serve")
     numbers["server"] = probe_server(server.url, server.model)
     runs = c.s.work / "runs"
-    ref = runs / "endpoint-completions"
-    numbers["completions"] = timed_endpoint_run(
-        c, endpoint_cmd(c, help_run, server.url, ref, "completions", 8), ref, "endpoint-completions")
-    again = runs / "endpoint-completions-again"
-    timed_endpoint_run(c, endpoint_cmd(c, help_run, server.url, again, "completions", 8), again,
-                       "endpoint-completions-again")
-    a, b = run_texts(ref), run_texts(again)
-    numbers["completions"]["seed_identical_frac"] = (
-        round(sum(b.get(k) == v for k, v in a.items()) / len(a), 3) if a else None)
+    ref, again, chat = (runs / "endpoint-completions", runs / "endpoint-completions-again",
+                        runs / "endpoint-chat")
+    failed: list[str] = []
+
+    def sub(name: str, fn: Callable[[], dict]) -> None:
+        try:
+            numbers[name] = fn()
+        except StageTimeout:
+            raise
+        except StageFailed as e:
+            numbers[name] = {**(numbers.get(name) or {}), "error": str(e)}
+            failed.append(f"{name}: {e}")
+
+    def completions() -> dict:
+        got = check_counts(c, timed_endpoint_run(
+            c, endpoint_cmd(c, help_run, server.url, ref, "completions", 8), ref, "endpoint-completions"))
+        timed_endpoint_run(c, endpoint_cmd(c, help_run, server.url, again, "completions", 8), again,
+                           "endpoint-completions-again")
+        a, b = run_texts(ref), run_texts(again)
+        return {**got, "seed_identical_frac": round(sum(b.get(k) == v for k, v in a.items()) / len(a), 3)}
+
+    sub("completions", completions)
     if has_flag(help_run, "--api"):
-        chat = runs / "endpoint-chat"
-        numbers["chat"] = timed_endpoint_run(
-            c, endpoint_cmd(c, help_run, server.url, chat, "chat", 8), chat, "endpoint-chat")
+        sub("chat", lambda: check_counts(c, timed_endpoint_run(
+            c, endpoint_cmd(c, help_run, server.url, chat, "chat", 8), chat, "endpoint-chat")))
     else:
-        numbers["chat"] = "skipped: `amir-bench run --help` lists no --api"
-    if has_flag(help_score, "--endpoint"):
-        cmd = [c.s.venv_python, "-m", "amir_bench.cli", "score", str(ref), "--backend", "openai",
-               "--endpoint", server.url] + [x for flag in ("--model", "--tokenizer")
-                                            if has_flag(help_score, flag) for x in (flag, server.model)]
-        r = c.sh(cmd, "endpoint-score", venv=True)
-        scored = [row for _, row in iter_jsonl(ref / "scores.jsonl")]
-        numbers["score"] = {"wall_s": round(r.wall_s, 1), "scored": len(scored)}
-    else:
-        numbers["score"] = "skipped: `amir-bench score --help` lists no --endpoint"
-    numbers["kill_resume"] = kill_and_resume(c, server, help_run, ref)
-    problems, n, _ = c.s.endpoint_shape
-    for part in ("completions", "chat"):
-        got = numbers[part]
-        if isinstance(got, dict) and (got["unique_keys"] != problems * n or got["duplicates"]):
-            raise StageFailed(f"{part}: expected {problems * n} records ({problems} problems x "
-                              f"{n}), got {got}")
+        numbers["chat"] = {"skipped": "`amir-bench run --help` lists no --api"}
+    sub("score", lambda: score_through_endpoint(c, server, help_score, ref))
+    sub("kill_resume", lambda: kill_and_resume(c, server, help_run, ref))
+    if failed:
+        raise StageFailed("; ".join(failed))
     return numbers
 
 
