@@ -681,15 +681,19 @@ def kill_and_resume(c: Check, server: Server, help_text: str, ref: Path) -> dict
     client, _ = c.spawn(cmd, "endpoint-killed-run", venv=True)
     res: dict = c.numbers.setdefault("kill_resume", {})  # partial numbers survive a failure
     end = time.monotonic() + min(120.0, c.remaining())
-    n = c.s.endpoint_shape[1]
-    while run_stats(out)["records"] < 2 * n and client.poll() is None and time.monotonic() < end:
-        time.sleep(0.2)
+    while run_stats(out)["records"] < 1 and client.poll() is None and time.monotonic() < end:
+        time.sleep(0.1)  # kill at the first flushed records: as early in the run as possible
     if client.poll() is not None:
         c.kill(client)
         res.update(exercised=False, why=f"the client exited {client.returncode} before the kill")
         return res
     server.kill()
     res["records_at_kill"] = run_stats(out)["records"]
+    problems, n, _ = c.s.endpoint_shape
+    if res["records_at_kill"] >= problems * n:
+        c.kill(client)
+        res.update(exercised=False, why="every record was written before the kill (run too short)")
+        return res
     t0 = time.monotonic()
     try:
         res["client_rc"] = client.wait(timeout=max(1.0, min(90.0, c.remaining() - 90)))
