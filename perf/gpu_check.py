@@ -92,6 +92,7 @@ class Settings:
 
     @property
     def venv_python(self) -> str:
+        """The interpreter that has vllm: --vllm-python, else the venv this check creates."""
         return self.vllm_python or str(self.work / "vllm-venv" / "bin" / "python")
 
 
@@ -106,6 +107,7 @@ class Cmd:
 
 
 def tail_lines(path: Path, n: int = 40) -> str:
+    """The last `n` lines of a log file ('' when it cannot be read)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
@@ -131,6 +133,7 @@ def last_error_line(text: str) -> str:
 
 
 def signal_group(pgid: int, sig: int) -> None:
+    """Send `sig` to a process group that may already be gone."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -174,6 +177,7 @@ class Check:
         return env
 
     def remaining(self) -> float:
+        """Seconds left in the running stage (its limit, capped by the global budget)."""
         return self.stage_deadline - time.monotonic()
 
     def spawn(self, cmd: list[str], log: str, venv: bool = False) -> tuple[subprocess.Popen, Path]:
@@ -223,12 +227,14 @@ class Check:
         return res
 
     def cleanup(self) -> None:
+        """Kill every command still running (a stage's end, an interrupt)."""
         for proc in list(self.procs):
             self.kill(proc, grace_s=5.0)
 
     # ------------------------------------------------------------------ stages
 
     def skip_reason(self, stage: Stage) -> str | None:
+        """Why a stage must not run: a needed stage did not pass, no budget, or its precheck."""
         for need in stage.requires:
             r = self.results.get(need)
             if r is None:
@@ -241,6 +247,7 @@ class Check:
         return stage.precheck(self) if stage.precheck else None
 
     def run_stage(self, stage: Stage) -> dict:
+        """Run one stage under its limit; its status, reason, numbers (partial on failure), logs."""
         limit = self.s.limits.get(stage.name, stage.limit_s)
         res: dict = {"title": stage.title, "limit_s": limit, "numbers": {}}
         reason = self.skip_reason(stage)
@@ -269,6 +276,7 @@ class Check:
         return res
 
     def run(self, only: set[str] | None = None) -> dict:
+        """Run the stages in order (only the selected ones), rewriting the outputs after each."""
         for stage in self.stages:
             if only is not None and stage.name not in only:
                 self.results[stage.name] = {"title": stage.title, "status": "skipped",
@@ -288,6 +296,7 @@ class Check:
     # ------------------------------------------------------------------ output
 
     def report(self) -> dict:
+        """The whole result: when, how long, the arguments, every stage."""
         return {"script": "perf/gpu_check.py", "started_at": time.strftime(
                     "%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
                 "wall_s": round(time.time() - self.started, 2), "budget_s": self.s.budget_s,
@@ -315,6 +324,7 @@ def flat_numbers(numbers: dict, prefix: str = "") -> list[str]:
 
 
 def format_table(results: dict[str, dict]) -> str:
+    """One row per stage: status, wall time, limit, and its numbers or the reason."""
     rows = [("stage", "status", "wall s", "limit s", "numbers / reason")]
     for name, r in results.items():
         detail = "; ".join(flat_numbers(r.get("numbers") or {}))
@@ -356,6 +366,7 @@ print("GPU_CHECK_JSON " + json.dumps(out))
 
 
 def json_line(text: str, tag: str = "GPU_CHECK_JSON ") -> dict:
+    """The JSON object a child printed on its tagged line (how children report numbers)."""
     for line in reversed(text.splitlines()):
         if line.startswith(tag):
             return json.loads(line[len(tag):])
@@ -363,6 +374,7 @@ def json_line(text: str, tag: str = "GPU_CHECK_JSON ") -> dict:
 
 
 def probe(c: Check, python: str, modules: tuple[str, ...], log: str, venv: bool = False) -> dict:
+    """Run `probe_code` under `python` (a subprocess, so a broken import cannot crash the check)."""
     r = c.sh([python, "-c", probe_code(modules)], log, venv=venv, timeout=120)
     return json_line(r.log.read_text(errors="replace"))
 
@@ -382,12 +394,14 @@ def run_stats(run: Path) -> dict:
 
 
 def run_texts(run: Path) -> dict[tuple, str]:
+    """(benchmark, problem, sample) -> completion, to compare two runs text by text."""
     path = run / "samples.jsonl"
     return {(r["benchmark"], r["problem_id"], r["sample_idx"]): r.get("completion", "")
             for _, r in iter_jsonl(path, tolerate_truncated_tail=True)} if path.exists() else {}
 
 
 def summary_numbers(run: Path, benchmark: str = "arith") -> dict:
+    """The headline numbers of a run's summary.json for one benchmark."""
     try:
         summ = json.loads((run / "summary.json").read_text())[benchmark]
     except (OSError, KeyError, ValueError):
@@ -431,6 +445,7 @@ def junit_counts(path: Path) -> dict:
 
 
 def has_flag(help_text: str, flag: str) -> bool:
+    """Whether a help text lists `flag` as a whole option (`--model` is not `--model-name`)."""
     return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text) is not None
 
 
@@ -443,6 +458,7 @@ def cli_help(c: Check, *command: str) -> str:
 
 
 def free_port() -> int:
+    """A free loopback port for the server."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -457,6 +473,7 @@ def http_json(url: str, payload: dict | None = None, timeout: float = 60.0) -> d
 
 
 def pypi_reachable(timeout: float = 3.0) -> bool:
+    """Whether PyPI answers at all (so an offline venv install fails in seconds, not minutes)."""
     try:
         socket.create_connection(("pypi.org", 443), timeout=timeout).close()
         return True
@@ -479,6 +496,7 @@ def env_precheck(*modules: str) -> Callable[[Check], str | None]:
 
 
 def stage_env(c: Check) -> dict:
+    """Versions, CUDA and the GPU as the interpreter running the HF and training stages sees them."""
     info = probe(c, c.s.python, ("torch", "transformers", "trl", "math_verify", "datasets",
                                  "accelerate", "peft"), "env-probe")
     smi = shutil.which("nvidia-smi")
@@ -492,6 +510,7 @@ def stage_env(c: Check) -> dict:
 
 
 def stage_venv(c: Check) -> dict:
+    """A fresh venv with the vllm extra from --wheels or PyPI (timed), or --vllm-python as is."""
     numbers = c.numbers
     if not c.s.vllm_python:
         if not c.s.wheels and not pypi_reachable():
@@ -517,6 +536,7 @@ def stage_venv(c: Check) -> dict:
 
 
 def stage_model(c: Check) -> dict:
+    """Build the served model in a child process (its memory and time stay bounded)."""
     out = c.s.work / "model"
     shutil.rmtree(out, ignore_errors=True)
     r = c.sh([c.s.python, str(Path(__file__).resolve()), "--build-model", str(out)], "model-build")
@@ -524,6 +544,7 @@ def stage_model(c: Check) -> dict:
 
 
 def stage_vllm_tests(c: Check) -> dict:
+    """The vLLM backend's tests in the venv; a pass needs at least one test run, none failed."""
     xml = c.s.work / "vllm-tests.xml"
     xml.unlink(missing_ok=True)
     r = c.sh([c.s.venv_python, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
@@ -539,6 +560,7 @@ def stage_vllm_tests(c: Check) -> dict:
 
 
 def stage_vllm_run(c: Check) -> dict:
+    """A real `amir-bench run --backend vllm`; every (problem, sample) must be recorded once."""
     out = c.s.work / "runs" / "vllm"
     shutil.rmtree(out, ignore_errors=True)
     n, problems = 8, c.s.problems
@@ -555,6 +577,7 @@ def stage_vllm_run(c: Check) -> dict:
 
 
 def stage_eval_throughput(c: Check) -> dict:
+    """HF bf16 eval throughput, batched vs one problem per call, on the GPU shape."""
     r = c.sh([c.s.python, "perf/eval_throughput.py", "--gpu-shape", "--max-new-tokens", "256",
               "--problems", str(c.s.eval_problems), "--repeats", "1"], "eval-throughput")
     return {"problems": c.s.eval_problems, "n": 8, "max_new_tokens": 256,
@@ -562,6 +585,7 @@ def stage_eval_throughput(c: Check) -> dict:
 
 
 def stage_train_step(c: Check) -> dict:
+    """AMIR-GRPO / GRPO step-time and peak-memory ratios on the GPU shape."""
     out = c.s.work / "train_step.json"
     out.unlink(missing_ok=True)
     c.sh([c.s.python, "perf/train_step_ratio.py", "--gpu-shape", "--steps", str(c.s.train_steps),
@@ -584,8 +608,8 @@ class Server:
         script = Path(c.s.venv_python).parent / "vllm"
         self.model = str(c.s.work / "model")  # served under its path: a name and a local tokenizer
         self.cmd = [str(script) if script.exists() else "vllm", "serve", self.model,
-                    "--host", "127.0.0.1", "--port", str(port), "--seed", "0", "--dtype", "bfloat16", "--max-model-len", "2048",
-                    "--gpu-memory-utilization", str(c.s.serve_gpu_memory), "--enforce-eager"]
+                    "--host", "127.0.0.1", "--port", str(port), "--seed", "0", "--dtype", "bfloat16",
+                    "--max-model-len", "2048", "--gpu-memory-utilization", str(c.s.serve_gpu_memory), "--enforce-eager"]
 
     def start(self, log: str) -> float:
         """Seconds until GET /v1/models answers; a server that exits or never answers fails."""
@@ -660,12 +684,14 @@ def endpoint_cmd(c: Check, help_text: str, url: str, out: Path, api: str, concur
 
 
 def endpoint_precheck(c: Check) -> str | None:
+    """Skip `serve` when this tree's `amir-bench run` has no endpoint backend."""
     if not has_flag(cli_help(c, "run"), "--endpoint"):
         return "`amir-bench run --help` lists no --endpoint: the endpoint backend is not in this tree"
     return None
 
 
 def timed_endpoint_run(c: Check, cmd: list[str], out: Path, log: str) -> dict:
+    """One endpoint run from scratch: wall time, samples/s and its record counts."""
     shutil.rmtree(out, ignore_errors=True)
     r = c.sh(cmd, log, venv=True)
     stats = run_stats(out)
@@ -718,6 +744,7 @@ def kill_and_resume(c: Check, server: Server, help_text: str, ref: Path) -> dict
 
 
 def check_counts(c: Check, got: dict) -> dict:
+    """Fail unless an endpoint run recorded every (problem, sample) exactly once."""
     problems, n, _ = c.s.endpoint_shape
     if got["unique_keys"] != problems * n or got["duplicates"]:
         raise StageFailed(f"expected {problems * n} records ({problems} problems x {n}), got {got}")
@@ -725,6 +752,7 @@ def check_counts(c: Check, got: dict) -> dict:
 
 
 def score_through_endpoint(c: Check, server: Server, help_score: str, run: Path) -> dict:
+    """`amir-bench score --backend openai` on a run: teacher-forced log-probs via the server."""
     if not has_flag(help_score, "--endpoint"):
         return {"skipped": "`amir-bench score --help` lists no --endpoint"}
     cmd = [c.s.venv_python, "-m", "amir_bench.cli", "score", str(run), "--backend", "openai",
@@ -748,6 +776,7 @@ def stage_serve(c: Check) -> dict:
     failed: list[str] = []
 
     def sub(name: str, fn: Callable[[], dict]) -> None:
+        """Run one sub-check; a failure is recorded in its numbers and the next still runs."""
         try:
             numbers[name] = fn()
         except StageTimeout:
@@ -757,6 +786,7 @@ def stage_serve(c: Check) -> dict:
             failed.append(f"{name}: {e}")
 
     def completions() -> dict:
+        """Two identical completions-mode runs: counts, and how many texts the seed reproduces."""
         got = check_counts(c, timed_endpoint_run(
             c, endpoint_cmd(c, help_run, server.url, ref, "completions", 8), ref, "endpoint-completions"))
         timed_endpoint_run(c, endpoint_cmd(c, help_run, server.url, again, "completions", 8), again,
@@ -875,6 +905,7 @@ LAYOUT = ("amir_bench/cli.py", "amir_bench/backends/vllm.py", "amir_bench/tiny.p
 
 
 def quick(cmd: list[str], timeout: float = 180.0) -> tuple[int, str]:
+    """Run a short prerequisite command (offline env, bounded); (exit code, output)."""
     env = {**os.environ, **OFFLINE_ENV,
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     try:
@@ -946,6 +977,7 @@ def dry_run(s: Settings, stages: tuple[Stage, ...], only: set[str] | None) -> in
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring for the stages)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
@@ -989,6 +1021,7 @@ def settings_from(args: argparse.Namespace, stages: tuple[Stage, ...]) -> Settin
 
 
 def main(argv: list[str] | None = None, stages: tuple[Stage, ...] = STAGES) -> int:
+    """Dry run, child modes (--build-model, --check-builder), or the check itself; the exit code."""
     args = parse_args(argv)
     if args.build_model:
         print("GPU_CHECK_JSON " + json.dumps(build_model(args.build_model)))
@@ -1013,6 +1046,7 @@ def main(argv: list[str] | None = None, stages: tuple[Stage, ...] = STAGES) -> i
     check = Check(s, list(stages))
 
     def on_term(signum, _frame):
+        """SIGTERM (the device's timeout) ends the check like Ctrl-C: outputs kept."""
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
