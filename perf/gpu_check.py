@@ -954,7 +954,8 @@ def dry_run(s: Settings, stages: tuple[Stage, ...], only: set[str] | None) -> in
                    "serve stage runs" if has_flag(out, "--endpoint") else "serve stage will skip", False))
     s.work.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(s.work).free / 2**30
-    checks.append(("disk free at work dir", free >= 30, f"{free:.0f} GiB (a vllm venv with its CUDA wheels takes several GB)", False))
+    checks.append(("disk free at work dir", free >= 30,
+                   f"{free:.0f} GiB (a vllm venv with its CUDA wheels takes several GB)", False))
     smi = shutil.which("nvidia-smi")
     checks.append(("nvidia-smi", smi is not None, smi or "not found (fine for a dry run)", False))
     if s.vllm_python:
