@@ -33,6 +33,7 @@ SUBSYSTEM_COMMANDS: list[tuple[str, str]] = [
     ("score", "amir_bench.commands:score_cmd"),
     ("import", "amir_bench.commands:import_cmd"),
     ("coverage", "analysis.commands:coverage_cmd"),
+    ("curves", "analysis.commands:curves_cmd"),
     ("length", "analysis.commands:length_cmd"),
     ("margin", "analysis.commands:margin_cmd"),
     ("report", "reports.commands:report_cmd"),
