@@ -408,7 +408,7 @@ def curves_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the JSON instead of tables"),
     seed: int = typer.Option(0, "--seed", help="bootstrap and subset seed"),
     resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
-    max_subsets: int = typer.Option(128, "--maj-subsets",
+    max_subsets: int = typer.Option(64, "--maj-subsets",
                                     help="maj@k: exact when C(n,k) <= this, else this many "
                                          "random k-subsets"),
 ) -> None:

@@ -32,7 +32,7 @@ from analysis.matrices import SampleMatrix
 from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_summary, ci_dict,
                             combine_strata, stratum_seed)
 
-MAX_SUBSETS = 128
+MAX_SUBSETS = 64
 CURVE_METRICS = ("pass", "maj")
 
 
@@ -59,6 +59,18 @@ def k_subsets(n: int, k: int, max_subsets: int, rng: np.random.Generator) -> tup
     return np.sort(subs, axis=1), False
 
 
+def _dense(answers: np.ndarray) -> tuple[np.ndarray, int]:
+    """Cluster codes renumbered 0..C-1 per problem in first-seen order (-1 stays), and C."""
+    p, n = answers.shape
+    present = np.zeros((p, n + 1), dtype=np.int32)
+    rows = np.repeat(np.arange(p), n)
+    present[rows, answers.ravel() + 1] = 1  # column 0 collects "no answer"
+    present[:, 0] = 0
+    rank = np.cumsum(present, axis=1) - 1  # (P, n + 1)
+    dense = np.where(answers >= 0, rank[rows, answers.ravel() + 1].reshape(p, n), -1)
+    return dense.astype(np.int32), max(1, int(present.sum(axis=1).max()))
+
+
 def majority_rate(answers: np.ndarray, correct: np.ndarray, subsets: np.ndarray) -> np.ndarray:
     """Per problem, the fraction of the given subsets whose majority answer is correct.
 
@@ -67,18 +79,21 @@ def majority_rate(answers: np.ndarray, correct: np.ndarray, subsets: np.ndarray)
     of a largest cluster: the largest cluster wins, a tie goes to the cluster seen first."""
     p, n = answers.shape
     r_all, k = subsets.shape
+    dense, c = _dense(answers)
+    good = correct & (dense >= 0)
+    good_code = np.where(good.any(axis=1), dense[np.arange(p), good.argmax(axis=1)], -2)
     hits = np.zeros(p)
-    step = max(1, 4_000_000 // max(1, p * max(n, k)))
+    step = max(1, 1_000_000 // max(1, p * max(c, k)))
     for s in range(0, r_all, step):
         sb = subsets[s:s + step]  # (r, k)
         r = len(sb)
-        a = answers[:, sb].reshape(p * r, k)  # (P*r, k)
+        a = np.take(dense, sb, axis=1).reshape(p * r, k)  # (P*r, k)
         valid = a >= 0
-        idx = np.arange(p * r)[:, None] * n + np.where(valid, a, 0)  # (P*r, k)
-        cnt = np.bincount(idx[valid], minlength=p * r * n)
+        idx = np.arange(p * r, dtype=np.int64)[:, None] * c + np.where(valid, a, 0)
+        cnt = np.bincount(idx[valid], minlength=p * r * c)
         size = np.where(valid, cnt[idx], -1)  # cluster size of each voter, (P*r, k)
-        win = size.argmax(axis=1)  # first voter of a largest cluster
-        ok = correct[:, sb].reshape(p * r, k)[np.arange(p * r), win] & valid.any(axis=1)
+        win = a[np.arange(p * r), size.argmax(axis=1)]  # first voter of a largest cluster
+        ok = (win == np.repeat(good_code, r)) & valid.any(axis=1)
         hits += ok.reshape(p, r).sum(axis=1)
     return hits / r_all
 

@@ -25,8 +25,11 @@ FIGURE_KEYS = ("curves", "pareto")
 def collect_where(runs: Sequence[Any], names: Sequence[str], *, coverage: dict | None = None,
                   groups: Mapping[str, Sequence[Any]] | None = None,
                   difficulty_ref: str | None = None, data_dir: str | None = None,
-                  seed: int = 0, resamples: int = 10_000, max_subsets: int | None = None) -> dict:
-    """Curves, strata, tokens (and replicates when groups of runs are given) as one dict."""
+                  metadata: Mapping | None = None, seed: int = 0, resamples: int = 10_000,
+                  max_subsets: int | None = None) -> dict:
+    """Curves, strata, tokens (and replicates when groups of runs are given) as one dict.
+    metadata: {(benchmark, problem id): {"subject", "level"}} when the caller has it; else
+    it is read from the benchmark rows the manifests name."""
     from analysis.curves import MAX_SUBSETS, curves
     from analysis.matrices import run_matrices
     from analysis.tokens import tokens
@@ -40,8 +43,8 @@ def collect_where(runs: Sequence[Any], names: Sequence[str], *, coverage: dict |
         out["tokens"] = tokens(aligned, names)
     if coverage:
         out["strata"], out["strata_notes"] = collect_strata(
-            runs, coverage, difficulty_ref=difficulty_ref, data_dir=data_dir, seed=seed,
-            resamples=resamples)
+            runs, coverage, difficulty_ref=difficulty_ref, data_dir=data_dir, metadata=metadata,
+            seed=seed, resamples=resamples)
     if groups:
         from analysis.replicates import replicates_of_runs
 
@@ -50,7 +53,7 @@ def collect_where(runs: Sequence[Any], names: Sequence[str], *, coverage: dict |
 
 
 def collect_strata(runs: Sequence[Any], coverage: dict, *, difficulty_ref: str | None = None,
-                   data_dir: str | None = None, seed: int = 0,
+                   data_dir: str | None = None, metadata: Mapping | None = None, seed: int = 0,
                    resamples: int = 10_000) -> tuple[dict, list[str]]:
     """Strata by level, subject and difficulty that have at least two strata; notes say why a
     dimension is left out (no metadata, a single value)."""
@@ -58,7 +61,8 @@ def collect_strata(runs: Sequence[Any], coverage: dict, *, difficulty_ref: str |
 
     notes: list[str] = []
     try:
-        metadata = problem_metadata([r.manifest for r in runs], data_dir)
+        if metadata is None:
+            metadata = problem_metadata([r.manifest for r in runs], data_dir)
     except UserError as e:
         metadata = None
         notes.append(f"Strata by level and subject omitted: the benchmark rows could not be "
