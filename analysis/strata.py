@@ -37,10 +37,20 @@ def difficulty_bin(rate: np.ndarray) -> np.ndarray:
 def problem_metadata(manifests: Sequence[dict], data_dir: str | None = None) -> dict:
     """(benchmark, problem id) -> {"subject", "level"} from the benchmark rows each manifest
     names; the first run that evaluated a problem decides. UserError when rows cannot load."""
+    import os
+    from pathlib import Path
+
     from amir_bench.scoring import run_problems
+    from benchmarks.loaders import DATA_DIR_ENV
 
     out: dict[tuple[str, str], dict] = {}
     for m in manifests:
+        for name, entry in (m.get("benchmarks") or {}).items():
+            src = str((entry or {}).get("source", ""))
+            known = src.startswith(("hf:", "builtin:")) or Path(src).exists()
+            if not known and not (data_dir or os.environ.get(DATA_DIR_ENV)):
+                raise UserError(f"{name}: the benchmark rows the run used ({src or 'no source'}) "
+                                f"are not found; pass --data-dir with them")
         for key, (_, prob) in run_problems(m, data_dir).items():
             out.setdefault(key, {"subject": prob.subject, "level": prob.level})
     return out

@@ -272,13 +272,18 @@ def where_blocks(data: dict) -> list[Block]:
 # ============================================================================ figures
 
 
+def _panel_width(panels: int, w: float) -> float:
+    """Panel width; a lone panel is wider so the figure title fits inside the PNG."""
+    return max(w, 6.0) if panels == 1 else w
+
+
 def curves_figure(cur: dict) -> bytes:
     """One panel per benchmark (and all): pass@k solid, maj@k dashed, 95% bands; k on a log2
     axis with integer ticks at the ks."""
     from reports.plots import PALETTE, _grid, to_png
 
     scopes = _scopes(cur)
-    fig, axes = _grid(len(scopes), ncols=3, w=4.2, h=3.2)
+    fig, axes = _grid(len(scopes), ncols=3, w=_panel_width(len(scopes), 4.2), h=3.2)
     ks = cur["ks"]
     for ax, (scope, blk) in zip(axes, scopes):
         for i, lab in enumerate(cur["labels"]):
@@ -301,7 +306,8 @@ def curves_figure(cur: dict) -> bytes:
         ax.set_ylabel("rate")
         ax.set_title(f"{scope} ({blk['problems']} problems)", fontsize=10)
         ax.legend(fontsize=6)
-    fig.suptitle("pass@k (solid) and maj@k (dashed), 95% bootstrap bands", fontsize=11)
+    fig.suptitle("pass@k (solid) and maj@k (dashed), 95% bootstrap bands", fontsize=11,
+                 wrap=True)
     return to_png(fig)
 
 
@@ -310,7 +316,7 @@ def pareto_figure(tok: dict) -> bytes:
     from reports.plots import PALETTE, _grid, to_png
 
     scopes = _scopes(tok)
-    fig, axes = _grid(len(scopes), ncols=3, w=4.0, h=3.2)
+    fig, axes = _grid(len(scopes), ncols=3, w=_panel_width(len(scopes), 4.0), h=3.2)
     for ax, (scope, blk) in zip(axes, scopes):
         pts = [(r["mean_tokens"], r["accuracy"], r["pareto"], lab)
                for lab, r in blk["runs"].items()]
@@ -324,7 +330,7 @@ def pareto_figure(tok: dict) -> bytes:
         ax.set_ylabel("accuracy")
         ax.set_title(scope, fontsize=10)
         ax.legend(fontsize=7)
-    fig.suptitle("Accuracy vs tokens (outlined: Pareto front)", fontsize=11)
+    fig.suptitle("Accuracy vs tokens (outlined: Pareto front)", fontsize=11, wrap=True)
     return to_png(fig)
 
 
