@@ -129,3 +129,15 @@ def test_metadata_comes_from_the_benchmark_rows(data_dir):
     assert first == {"subject": probs[0].subject, "level": probs[0].level}
     assert isinstance(first["level"], int) and first["subject"]
     assert np.all([("math500", p.id) in meta for p in probs])
+
+
+def test_arith_levels_come_from_the_builtin_generator():
+    """The demo's benchmark: levels 1-3 of the built-in arith rows, looked up via its
+    `builtin:arith` source."""
+    from benchmarks.loaders import load_problems, rows_sha256
+
+    probs = load_problems("arith", limit=9)
+    manifest = {"benchmarks": {"arith": {"source": "builtin:arith", "sha256": rows_sha256(probs),
+                                         "count": 9, "problem_ids": [p.id for p in probs]}}}
+    meta = problem_metadata([manifest])
+    assert [meta[("arith", p.id)]["level"] for p in probs] == [1, 2, 3] * 3
