@@ -36,13 +36,6 @@ MAX_SUBSETS = 64
 CURVE_METRICS = ("pass", "maj")
 
 
-def ks_for(n: int) -> list[int]:
-    """k = 1, 2, 4, ..., n (the summary's ks)."""
-    from amir_bench.metrics import ks_for as _ks
-
-    return _ks(n)
-
-
 def pass_curve(counts: np.ndarray, n: int, ks: Sequence[int]) -> np.ndarray:
     """Per-problem unbiased pass@k, (P, K), from correct counts (P,) out of n."""
     from amir_bench.metrics import pass_at_k_array
@@ -172,6 +165,8 @@ def curves(aligned: dict[str, Sequence[SampleMatrix]], labels: Sequence[str], *,
            notes: Sequence[str] = ()) -> dict:
     """pass@k / maj@k curves of aligned runs: {benchmark: [one SampleMatrix per run]} (same
     problems, same n). Returns curves.json."""
+    from amir_bench.metrics import ks_for
+
     if not aligned:
         from amir_bench.errors import UserError
         raise UserError("no benchmark has problems complete in every run; nothing to plot")

@@ -99,7 +99,7 @@ def replicates(groups: Mapping[str, Sequence[dict[str, SampleMatrix]]], *, seed:
                               "per_seed": v.mean(axis=1)[:, j].tolist()}
                        for j, name in enumerate(metric_names)} for g, v in per_group.items()}
         pairs = []
-        for i, (ga, gb) in enumerate(itertools.combinations(names, 2)):
+        for ga, gb in itertools.combinations(names, 2):
             res = two_level_bootstrap(per_group[ga], per_group[gb], resamples=resamples,
                                       seed=stratum_seed(seed, f"{b}/{ga}/{gb}"))
             pairs.append({"a": ga, "b": gb, "diff": {

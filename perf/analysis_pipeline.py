@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'total':>13}: {total:6.2f}s  (goal <= {a.goal:.0f}s; {os.cpu_count()} CPUs; "
               f"{n_samples} samples, {a.runs} runs, n = {a.n}, {a.resamples} resamples; "
               f"without 'where load')")
+        print(f"{'where cpu':>13}: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings["cpu"].items())
+              + "  (process CPU time of each where step)")
         peak = peak_rss_gib()
         print(f"{'peak memory':>13}: {peak:6.2f} GiB (max resident set size of this process)")
         print(f"{'cpu':>13}: {cpu:6.2f}s  (this process; load average {load_before:.1f} before, "
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             a.json.write_text(json.dumps({"samples": n_samples, "runs": a.runs,
                                           "resamples": a.resamples, "cpus": os.cpu_count(),
                                           "stages": {k: timings[k] for k in stages if k in timings},
+                                          "where_cpu": timings["cpu"],
                                           "total": total, "cpu": cpu, "peak_rss_gib": peak,
                                           "n": a.n}, indent=2) + "\n")
         if a.out:
@@ -118,10 +121,12 @@ def where_stage(runs, data: dict, a, timings: dict) -> None:
                  loaded, cov, metadata=meta, seed=a.seed, resamples=a.resamples)[0])),
              ("tokens", lambda: out.update(tokens=tokens(aligned, names))),
              ("where figures", lambda: where_figures(out)))
+    cpu = timings.setdefault("cpu", {})
     for name, fn in steps:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         fn()
         timings[name] = time.perf_counter() - t1
+        cpu[name] = time.process_time() - c1
 
 
 def peak_rss_gib() -> float:

@@ -49,7 +49,9 @@ def collect_where(runs: Sequence[Any], names: Sequence[str], *, coverage: dict |
         from analysis.replicates import replicates_of_runs
 
         out["replicates"] = replicates_of_runs(groups, seed=seed, resamples=resamples)
-    return out
+    from analysis.runs import clean
+
+    return clean(out)
 
 
 def collect_strata(runs: Sequence[Any], coverage: dict, *, difficulty_ref: str | None = None,
