@@ -197,12 +197,10 @@ def _groups(specs: List[str], runs: List[Path]) -> dict:
     if not specs:
         return {}
     groups: dict = {}
-    for r in runs:
-        groups[Path(r).name] = [load_run(Path(r))]
-    for spec in specs:
-        name, members = parse_group(spec)
+    named = [(Path(r).name, [r]) for r in runs] + [parse_group(spec) for spec in specs]
+    for name, members in named:
         if name in groups:
-            raise UserError(f"--group {name}: the name is used twice")
+            raise UserError(f"group or run name {name!r} is used twice; rename a --group")
         groups[name] = [load_run(Path(m)) for m in members]
     return groups
 

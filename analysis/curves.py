@@ -170,7 +170,7 @@ def curves(aligned: dict[str, Sequence[SampleMatrix]], labels: Sequence[str], *,
     if not aligned:
         from amir_bench.errors import UserError
         raise UserError("no benchmark has problems complete in every run; nothing to plot")
-    n = min(mats[0].n for mats in aligned.values())
+    n = min(m.n for mats in aligned.values() for m in mats)
     ks = ks_for(n)
     benches, reps_all, sizes, vals_all, methods = {}, [], [], [], {}
     for b, mats in aligned.items():

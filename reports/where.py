@@ -9,6 +9,7 @@ PNGs (keys "curves" and "pareto"). The report renderer calls the three with its 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Mapping, Sequence
 
 from amir_bench.errors import UserError
@@ -107,11 +108,11 @@ def curves_section(cur: dict | None) -> list[Block]:
     if not cur:
         out.append(Para("No curves: no benchmark has problems complete in every run.", note=True))
         return out
-    maj = sorted({m for per in cur["maj_method"].values() for m in per.values()})
     out.append(Para(
         f"pass@k is the unbiased estimator over n = {cur['n']} samples; maj@k is the chance that "
         f"a majority vote over a random k-subset is correct (ties go to the answer seen first, as "
-        f"maj@n), computed {' / '.join(maj)} per k. Bands and intervals are 95% bootstrap CIs "
+        f"maj@n): exact where there are at most {cur['max_subsets']} k-subsets, else the mean "
+        f"over {cur['max_subsets']} random ones. Bands and intervals are 95% bootstrap CIs "
         "over problems, paired between runs. The crossing k is the smallest k at which the run "
         "behind at small k leads with a CI that excludes 0."))
     for note in cur.get("notes") or []:
@@ -173,8 +174,7 @@ def strata_section(strata: Mapping[str, dict], notes: Sequence[str]) -> list[Blo
                                  sub=f"p {pval(p['mcnemar']['p_value'])}"),
                             _ci_cell(p["diff"].get("avg@n"), True)]
                 rows.append(row)
-        pairs = [(p["a"], p["b"]) for p in next(iter(res["benchmarks"].values()))[
-            res["strata"][0]]["pairs"]] if res["benchmarks"] else []
+        pairs = list(itertools.combinations(labels, 2))  # the order of coverage's pairs
         header = ["benchmark", by, "problems"] + [f"avg@n {lab}" for lab in labels]
         for a, b in pairs:
             header += [f"only {a} / only {b}", f"Δ avg@n {b} − {a}"]

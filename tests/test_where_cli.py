@@ -115,6 +115,8 @@ def test_coverage_groups(runs, capsys):
     assert "replicate groups" in out and "two-level" in out
     assert main(["coverage", "--group", "x"]) == 2
     _error(capsys, "NAME=RUN")
+    assert main(["coverage", "rl", "--group", "rl=rl2"]) == 2
+    _error(capsys, "used twice")
     assert main(["coverage"]) == 2
     _error(capsys, "no run directories")
 
@@ -164,3 +166,23 @@ def test_report_sections_from_run_objects(runs):
     single = collect_where(loaded[:1], ["base"], resamples=50)
     assert single["strata"] == {} and single["curves"]["labels"] == ["base"]
     assert "give two or more runs" in to_markdown(where_blocks(single), {})
+
+
+def test_strata_section_with_a_stratum_missing_from_the_first_benchmark(tmp_path):
+    """amc23's problems are all easy for the reference, math500's all unsolved: each benchmark
+    has only one difficulty bin, and the section still lists both."""
+    from analysis.coverage import coverage
+    from analysis.strata import reference_rates, strata
+    from reports.blocks import to_markdown
+    from reports.where import strata_section
+
+    recs = [{"benchmark": "math500", "problem_id": f"m{i}", "sample_idx": j, "correct": False}
+            for i in range(3) for j in range(4)]
+    a = make_run(tmp_path / "a", {"p1": 4, "p2": 4}, n=4, records=recs)
+    b = make_run(tmp_path / "b", {"p1": 2, "p2": 4}, n=4, records=recs)
+    cov = coverage([a, b], resamples=50)
+    st = strata(cov, "difficulty", ref_rates=reference_rates(cov), reference="a", resamples=50)
+    assert list(st["benchmarks"]["amc23"]) == ["1"] and list(st["benchmarks"]["math500"]) == ["0"]
+    md = to_markdown(strata_section({"difficulty": st}, []), {})
+    assert "| math500 | 0 | 3 |" in md and "| amc23 | 1 | 2 |" in md
+    assert "only a / only b" in md
