@@ -144,30 +144,35 @@ def frame_from_records(records: Sequence[Any]):
     """Per-sample frame (FRAME_COLUMNS + reasoning_tokens) from SampleRecords
     (amir_bench.records.load_run(...).samples). Reasoning tokens: the record's own
     `reasoning_tokens` where it carries one, else estimated for completions with a
-    `</think>` as num_tokens x the character share before it; NaN otherwise."""
+    `</think>` as num_tokens x the character share up to its end; NaN otherwise."""
+    from operator import attrgetter
+
     import pandas as pd
 
-    cols: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
-    reasoning: list[float] = []
-    for r in records:
-        for c in FRAME_COLUMNS:
-            cols[c].append(getattr(r, c))
-        reasoning.append(_reasoning_tokens(r))
-    df = pd.DataFrame(cols, columns=list(FRAME_COLUMNS))
+    df = pd.DataFrame.from_records(map(attrgetter(*FRAME_COLUMNS), records),
+                                   columns=list(FRAME_COLUMNS))
+    if len(df) == 0:
+        df = pd.DataFrame({c: pd.Series(dtype=object) for c in FRAME_COLUMNS})
     df = df.astype({"sample_idx": "int64", "num_tokens": "int64", "correct": bool})
-    df["reasoning_tokens"] = np.asarray(reasoning, dtype=float)
+    df["reasoning_tokens"] = _reasoning_tokens(records, df["num_tokens"].to_numpy())
     return df.drop_duplicates(["benchmark", "problem_id", "sample_idx"], keep="first")
 
 
-def _reasoning_tokens(r: Any) -> float:
-    own = getattr(r, "reasoning_tokens", None)
-    if isinstance(own, (int, float)) and not isinstance(own, bool):
-        return float(own)
-    text = getattr(r, "completion", "") or ""
-    cut = text.rfind(THINK_CLOSE)
-    if cut < 0 or not text:
-        return float("nan")
-    return float(round(r.num_tokens * (cut + len(THINK_CLOSE)) / len(text)))
+def _reasoning_tokens(records: Sequence[Any], num_tokens: np.ndarray) -> np.ndarray:
+    """Recorded reasoning token counts, else the </think> character-share estimate, else NaN."""
+    import pandas as pd
+
+    text = pd.Series([getattr(r, "completion", "") or "" for r in records], dtype=object)
+    cut = text.str.rfind(THINK_CLOSE).to_numpy(dtype=float)
+    length = text.str.len().to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = np.round(num_tokens * (cut + len(THINK_CLOSE)) / length)
+    out = np.where(cut >= 0, est, np.nan)
+    own = [getattr(r, "reasoning_tokens", None) for r in records]
+    for i, v in enumerate(own):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[i] = float(v)
+    return out
 
 
 def run_matrices(runs: Sequence[Any]) -> tuple[dict[str, list[SampleMatrix]], list[str]]:
