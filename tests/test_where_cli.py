@@ -186,3 +186,25 @@ def test_strata_section_with_a_stratum_missing_from_the_first_benchmark(tmp_path
     md = to_markdown(strata_section({"difficulty": st}, []), {})
     assert "| math500 | 0 | 3 |" in md and "| amc23 | 1 | 2 |" in md
     assert "only a / only b" in md
+
+
+def test_curves_force_compares_at_the_smaller_n(runs, capsys):
+    make_run(runs / "n8", {"p1": [True] * 4 + [False] * 4, "p2": 0, "p3": 8, "p4": 0}, n=8)
+    assert main(["curves", "base", "n8", "--force", "--json", "--resamples", "50"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 4 and res["ks"] == [1, 2, 4]
+    n8 = {d["k"]: d["estimate"] for d in res["benchmarks"]["amc23"]["runs"]["n8"]["pass@k"]}
+    assert n8[1] == pytest.approx(0.5)  # the first 4 samples: p1 4/4, p3 4/4
+    assert any("differ in n" in note for note in res["notes"])
+
+
+def test_where_blocks_render_to_html_with_names_escaped(runs):
+    from reports.html import render_page
+    from reports.where import collect_where, where_blocks, where_figures
+
+    loaded = [load_run(runs / "base"), load_run(runs / "rl")]
+    names = ["<b>base</b>", "rl"]
+    data = collect_where(loaded, names, resamples=50)
+    page = render_page("where", where_blocks(data), where_figures(data))
+    assert "&lt;b&gt;base&lt;/b&gt;" in page and "<b>base</b>" not in page
+    assert "pass@k and maj@k curves" in page and "data:image/png;base64" in page
