@@ -100,7 +100,8 @@ def crossing(ks: Sequence[int], est: Sequence[float], lo: Sequence[float],
              hi: Sequence[float]) -> dict:
     """Where the difference b - a changes sign (see the module docstring)."""
     est = np.asarray(est, dtype=float)
-    signs = np.sign(np.nan_to_num(est))
+    est = np.where(np.abs(np.nan_to_num(est)) < 1e-12, 0.0, np.nan_to_num(est))  # float noise
+    signs = np.sign(est)
     nz = np.flatnonzero(signs != 0)
     out: dict[str, Any] = {"k": None, "first_sign_flip_k": None, "small_k": None,
                            "small_k_leader": None}

@@ -116,6 +116,8 @@ def test_crossing_rules():
     cr = crossing(ks, [0.0, -0.1, 0.0, 0.2], [0, -0.2, 0, 0.1], [0, -0.05, 0, 0.3])
     assert cr["small_k"] == 2 and cr["small_k_leader"] == "a" and cr["k"] == 8
     assert crossing(ks, [0, 0, 0, 0], [0] * 4, [0] * 4)["small_k"] is None
+    # rounding noise is no lead
+    assert crossing(ks, [1e-15, 0.1, 0.1, 0.1], [0] * 4, [0.2] * 4)["small_k"] == 2
 
 
 def test_matrices_drop_incomplete_problems_and_keep_sample_order():
