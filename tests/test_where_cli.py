@@ -27,6 +27,13 @@ def _error(capsys, needle: str) -> None:
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
 
 
+def _fails(capsys, argv: list, needle: str) -> None:
+    """The command exits 2 with one error line that contains needle."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    _error(capsys, needle)
+
+
 def test_curves_json_and_out(runs, capsys):
     rc = main(["curves", "base", "rl", "--json", "--resamples", "200", "--out", "c.json"])
     assert rc == 0
@@ -46,13 +53,10 @@ def test_curves_tables_and_bad_input(runs, capsys):
     assert main(["curves", "base", "rl", "--resamples", "100"]) == 0
     out = capsys.readouterr().out
     assert "pass@k / maj@k" in out and "crossing k" in out
-    assert main(["curves", "base", "nope"]) == 2
-    _error(capsys, "nope")
-    assert main(["curves", "base", "--maj-subsets", "0"]) == 2
-    _error(capsys, "--maj-subsets")
+    _fails(capsys, ["curves", "base", "nope"], "nope")
+    _fails(capsys, ["curves", "base", "--maj-subsets", "0"], "--maj-subsets")
     make_run(runs / "n8", {"p1": 1, "p2": 1, "p3": 4, "p4": 0}, n=8)
-    assert main(["curves", "base", "n8"]) == 2
-    _error(capsys, "samples per problem")
+    _fails(capsys, ["curves", "base", "n8"], "samples per problem")
     assert not list(runs.glob("*.json"))
 
 
@@ -67,8 +71,7 @@ def test_coverage_by_difficulty_and_reference(runs, capsys):
     assert st["strata"] == ["0", "(0, .25]", "(.5, .75]", "1"]
     assert st["benchmarks"]["amc23"]["0"]["pairs"][0]["losses"] == ["p2"]
     assert "strata by difficulty (reference rl2)" in capsys.readouterr().out
-    assert main(["coverage", "base", "rl", "--by", "topic"]) == 2
-    _error(capsys, "--by 'topic'")
+    _fails(capsys, ["coverage", "base", "rl", "--by", "topic"], "--by 'topic'")
 
 
 def test_coverage_by_level_reads_the_benchmark_rows(tmp_path, monkeypatch, data_dir, capsys):
@@ -96,8 +99,7 @@ def test_coverage_by_level_reads_the_benchmark_rows(tmp_path, monkeypatch, data_
     make_run(tmp_path / "c", {"p1": 1}, n=4)
     make_run(tmp_path / "d", {"p1": 2}, n=4)
     capsys.readouterr()
-    assert main(["coverage", "c", "d", "--by", "level", "--out", "x.json"]) == 2
-    _error(capsys, "--data-dir")
+    _fails(capsys, ["coverage", "c", "d", "--by", "level", "--out", "x.json"], "--data-dir")
     assert not (tmp_path / "x.json").exists()
 
 
@@ -113,12 +115,9 @@ def test_coverage_groups(runs, capsys):
     assert diff == pytest.approx(0.5 - 6 / 16)
     out = capsys.readouterr().out
     assert "replicate groups" in out and "two-level" in out
-    assert main(["coverage", "--group", "x"]) == 2
-    _error(capsys, "NAME=RUN")
-    assert main(["coverage", "rl", "--group", "rl=rl2"]) == 2
-    _error(capsys, "used twice")
-    assert main(["coverage"]) == 2
-    _error(capsys, "no run directories")
+    _fails(capsys, ["coverage", "--group", "x"], "NAME=RUN")
+    _fails(capsys, ["coverage", "rl", "--group", "rl=rl2"], "used twice")
+    _fails(capsys, ["coverage"], "no run directories")
 
 
 def test_tokens_pareto_matched_length_and_reasoning(tmp_path):
