@@ -40,6 +40,7 @@ SUBSYSTEM_COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("score", core.score_cmd),
     ("import", core.import_cmd),
     ("coverage", analysis_commands.coverage_cmd),
+    ("curves", analysis_commands.curves_cmd),
     ("length", analysis_commands.length_cmd),
     ("margin", analysis_commands.margin_cmd),
     ("report", reports_commands.report_cmd),

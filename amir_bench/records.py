@@ -323,19 +323,7 @@ class Run:
     def to_frame(self):
         """pandas frame of SAMPLE_COLUMNS, one row per sample in file order (built once)."""
         if self._frame is None:
-            import pandas as pd
-
-            s = self.samples
-            df = pd.DataFrame({
-                "benchmark": [r.benchmark for r in s],
-                "problem_id": [r.problem_id for r in s],
-                "sample_idx": pd.array([r.sample_idx for r in s], dtype="int64"),
-                "correct": pd.array([r.correct for r in s], dtype=bool),
-                "num_tokens": pd.array([r.num_tokens for r in s], dtype="int64"),
-                "finish_reason": [r.finish_reason for r in s],
-                "extracted": [r.extracted for r in s],
-            }, columns=list(SAMPLE_COLUMNS))
-            self._frame = df
+            self._frame = samples_frame(self.samples)
         return self._frame
 
     def load_scores(self) -> Any:
@@ -347,6 +335,21 @@ class Run:
             self.scores = pd.DataFrame({c: [getattr(r, c) for r in recs] for c in SCORE_COLUMNS},
                                        columns=list(SCORE_COLUMNS))
         return self.scores
+
+
+def samples_frame(samples: Sequence[SampleRecord]):
+    """pandas frame of SAMPLE_COLUMNS, one row per record, in the given order."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "benchmark": [r.benchmark for r in samples],
+        "problem_id": [r.problem_id for r in samples],
+        "sample_idx": pd.array([r.sample_idx for r in samples], dtype="int64"),
+        "correct": pd.array([r.correct for r in samples], dtype=bool),
+        "num_tokens": pd.array([r.num_tokens for r in samples], dtype="int64"),
+        "finish_reason": [r.finish_reason for r in samples],
+        "extracted": [r.extracted for r in samples],
+    }, columns=list(SAMPLE_COLUMNS))
 
 
 def _entry(d: Any, key: str) -> dict:
