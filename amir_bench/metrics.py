@@ -82,21 +82,19 @@ def summarize_benchmark(records: Sequence[SampleRecord], n: int | None = None) -
     out["mean_tokens"] = float(tok.mean())
     out["mean_tokens_correct"] = float(tok[ok].mean()) if ok.any() else None
     out["mean_tokens_incorrect"] = float(tok[~ok].mean()) if (~ok).any() else None
-    for mode, c in verdicts_by_mode(recs).items():  # flat scalars: summary values stay numbers
-        out[f"extract_mode/{mode}"] = c["samples"]
-        out[f"extract_mode/{mode}/correct"] = c["correct"]
+    out.update(verdicts_by_mode(recs))
     return out
 
 
-def verdicts_by_mode(records: Sequence[SampleRecord]) -> dict[str, dict[str, int]]:
-    """{extract_mode: {"samples", "correct"}}: how each verdict's answer was found ("none":
-    nothing extracted, or a record written before extract_mode existed)."""
-    out: dict[str, dict[str, int]] = {}
+def verdicts_by_mode(records: Sequence[SampleRecord]) -> dict[str, int]:
+    """{"extract_mode/MODE": verdicts}: how each verdict's answer was found ("none": nothing
+    extracted, or a record written before extract_mode existed). Flat numbers, like every
+    other summary value."""
+    counts: dict[str, int] = {}
     for r in records:
-        d = out.setdefault(r.extract_mode or "none", {"samples": 0, "correct": 0})
-        d["samples"] += 1
-        d["correct"] += int(r.correct)
-    return dict(sorted(out.items()))
+        key = f"extract_mode/{r.extract_mode or 'none'}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def majority_correct(problem_ids: Sequence[str], extracted: Sequence[str | None],

@@ -64,7 +64,7 @@ _MATH = ("boxed", "answer_tag", "answer_line")
 # Picking a number out of prose (answer_number, last_number) only where it measurably helps:
 # GSM8K-style rows of the audit file agree with their harnesses 71.2 % without it, 99.1 %
 # with it; MATH-500 rows with integer golds (the AIME/AMC case) 99.35 % either way.
-_NUMERIC = ("boxed", "answer_tag", "answer_line", "gsm8k", "answer_number", "last_number")
+_NUMERIC = ("boxed", "answer_tag", "gsm8k", "answer_line", "answer_number", "last_number")
 
 REGISTRY: dict[str, BenchmarkSpec] = {s.name: s for s in [
     BenchmarkSpec("math500", "math500.jsonl", "HuggingFaceH4/MATH-500", "default", "test",

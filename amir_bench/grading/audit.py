@@ -9,7 +9,6 @@ disagreement with what a person needs to adjudicate it.
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -171,7 +170,3 @@ def write_audit(res: AuditResult, out_dir: Path, graded: list[dict] | None,
     atomic_write_text(out_dir / "disagreements.md", markdown)
     atomic_write_json(out_dir / "audit.json", res.to_dict())
 
-
-def count_by(rows: list[dict], key: str) -> dict[str, int]:
-    """How many rows have each value of `key` (None as "none")."""
-    return dict(collections.Counter(str(r.get(key) or "none") for r in rows))

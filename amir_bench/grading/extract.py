@@ -160,8 +160,9 @@ def _extract_choice_letter(text: str) -> str | None:
 
 
 # A final-answer cue: `Answer:`, `Final Answer:`, `**Answer:**`, `**Final Answer**:`,
-# `The final answer is`, `the answer is`, `Ответ:` (simple-evals' Russian prompts), or a `## Final Answer` /
-# `**Final Answer**` heading line. Each alternative is a run of distinct literal tokens.
+# `The final answer is`, `the answer is`, `Ответ:` (simple-evals' Russian prompts), or a
+# `## Final Answer` / `**Final Answer**` heading line. Each alternative is a run of distinct
+# literal tokens (linear time).
 _CUE_RE = re.compile(
     r"(?i)(?<![A-Za-z])(?:"
     r"(?:the[ \t]+)?(?:final[ \t]+)?answer[ \t]+is\b(?:[ \t]*:)?"
@@ -170,7 +171,7 @@ _CUE_RE = re.compile(
     r"|^[ \t]*(?:#{1,6}|\*\*)[ \t]*final[ \t]+answer[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$"
     r")", re.M)
 _HOPE_RE = re.compile(r"(?i)[ \t]*I[ \t]+hope[ \t]+it[ \t]+is[ \t]+correct[ \t]*\.?[ \t]*$")
-# A remark in parentheses after the answer: `$225$ (without quotes)`, `$-\frac{\pi}{6}$ (in radians)`.
+# A remark in parentheses after the answer: `$225$ (without quotes)`, `$-\pi/6$ (in radians)`.
 _REMARK_RE = re.compile(r"(?<=\S)[ \t]+\([^\W\d_]{2,}(?:[ \t][^\W\d_]{2,}){0,3}\)[ \t]*\.?$")
 _IS_RE = re.compile(r"[ \t]is[ \t]")
 _ASSIGN_RE = re.compile(r"[$\\( \t]*[A-Za-z](?:_\{?\w+\}?)?[ \t]*=[^=]*$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-DEFAULT_EXTRACT = ("boxed", "answer_tag", "answer_line", "gsm8k", "answer_number", "last_number")
+DEFAULT_EXTRACT = ("boxed", "answer_tag", "gsm8k", "answer_line", "answer_number", "last_number")
 NUMBER_PICKS = ("answer_number", "last_number")  # modes that pick a number out of prose
 CHOICE_EXTRACT = ("boxed", "answer_tag", "choice_letter")
 STATUSES = ("ok", "no_answer", "timeout", "error")

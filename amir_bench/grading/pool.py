@@ -237,7 +237,8 @@ class Grader:
             letter = as_letter(extracted)
             gold_letter = as_letter(gold) or gold.upper()
             if letter is not None:
-                return extracted, mode, None, GradeResult(extracted, letter == gold_letter, "ok", mode)
+                verdict = letter == gold_letter
+                return extracted, mode, None, GradeResult(extracted, verdict, "ok", mode)
             if not alts:
                 return extracted, mode, None, GradeResult(extracted, False, "ok", mode)
             if any(lenient_text(extracted) == lenient_text(a) for a in alts):
