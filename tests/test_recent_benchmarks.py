@@ -113,7 +113,7 @@ def test_justrl9_run_holds_each_benchmarks_n(data_dir, tiny_ckpt, tmp_path):
     assert set(m["benchmarks"]) == set(summary) == set(want)
     for name, n in want.items():
         entry = m["benchmarks"][name]
-        assert entry["n"] == n and entry["n_source"] == "preset justrl9"
+        assert entry["n"] == n and m["n_source"][name] == "preset justrl9"
         assert sorted((r["problem_id"], r["sample_idx"]) for r in recs if r["benchmark"] == name) \
             == sorted((pid, s) for pid in entry["problem_ids"] for s in range(n))
         assert summary[name]["n"] == n and f"pass@{n}" in summary[name]
