@@ -11,8 +11,8 @@ import typer
 
 from amir_bench.backends import Decoding
 from amir_bench.errors import Interrupted, UserError
-from amir_bench.runconfig import RunConfig
 from amir_bench.options import cli_option
+from amir_bench.runconfig import RunConfig
 
 
 def _csv(text: Optional[str]) -> tuple[str, ...]:

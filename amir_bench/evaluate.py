@@ -29,20 +29,21 @@ def select_problems(cfg: RunConfig):
 
 
 def _manifest(cfg: RunConfig, backend_name: str, selected: list) -> dict:
-    """The run's manifest: decoding, template and, per benchmark, rows, n and n's source."""
+    """The run's manifest: decoding, template and, per benchmark, its rows and its n. Where
+    each n came from (`n_source`) is provenance, outside the configuration `--resume` checks:
+    the same n given by --n or by a preset is the same run."""
     from benchmarks.loaders import benchmark_source, rows_sha256
 
     entries = {}
     for spec, probs, shard in selected:
         entry = benchmark_entry(benchmark_source(spec, cfg.data_dir), rows_sha256(probs),
                                 [p.id for p in probs], [p.id for p in shard])
-        entry["n"] = cfg.n_for(spec.name)
-        entry["n_source"] = cfg.n_source.get(spec.name, "decoding")
-        entries[spec.name] = entry
+        entries[spec.name] = dict(entry, n=cfg.n_for(spec.name))
+    sources = {b: cfg.n_source.get(b, "decoding") for b in entries}
     return new_manifest(
         checkpoint=cfg.ckpt, checkpoint_sha256=checkpoint_hash(cfg.ckpt), backend=backend_name,
         decoding=cfg.manifest_decoding(list(entries)), template=cfg.template,
-        benchmarks=entries, shard=cfg.shard or "0/1")
+        benchmarks=entries, shard=cfg.shard or "0/1", extra={"n_source": sources})
 
 
 def _open_backend(cfg: RunConfig, backend_name: str):

@@ -27,8 +27,10 @@ class RunConfig:
     The CLI builds each option from a field here (flag = field name with dashes, help from
     `metadata["help"]`, default from the field; see `amir_bench.options.cli_option`), and
     `from_options` layers the flags the user gave over preset defaults over these defaults.
-    To add an option: add a field with help metadata and one `cli_option(RunConfig, "name")`
-    parameter to `run_cmd`. Sampling options live in `decoding` (`Decoding`'s fields).
+    To add an option: add a field with help metadata, one `cli_option(RunConfig, "name")`
+    parameter to `run_cmd`, and pass it in run_cmd's `from_options` dict. Sampling options live
+    in `decoding` (`Decoding`'s fields): from_options routes given keys named like a Decoding
+    field there and every other key to a RunConfig field.
     """
 
     ckpt: str = field(metadata=_help("checkpoint dir, LoRA adapter dir or Hub id"))

@@ -91,3 +91,21 @@ def test_declared_rows_match_the_local_files(data_dir):
         if spec.builtin or not (data_dir / spec.local_file).exists():
             continue
         assert len(load_problems(name, data_dir=data_dir)) == spec.rows, name
+
+
+def test_where_n_came_from_is_provenance_not_configuration(tmp_path):
+    """--n 8 and the run default 8 are the same run: --resume accepts either."""
+    from amir_bench.evaluate import _manifest, select_problems
+    from amir_bench.runstore import diff_config
+
+    def manifest(n):
+        cfg = RunConfig.from_options(str(tmp_path), {"benchmarks": ("arith",), "n": n,
+                                                     "limit": 2})
+        return _manifest(cfg, "hf", select_problems(cfg))
+
+    implicit, explicit = manifest(None), manifest(8)
+    assert implicit["benchmarks"]["arith"]["n"] == explicit["benchmarks"]["arith"]["n"] == 8
+    assert (implicit["n_source"], explicit["n_source"]) == ({"arith": "run default"},
+                                                            {"arith": "--n"})
+    assert diff_config(implicit, explicit) == []
+    assert sorted(diff_config(implicit, manifest(4))) == ["benchmarks.arith.n", "decoding.n"]
