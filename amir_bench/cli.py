@@ -32,6 +32,7 @@ SUBSYSTEM_COMMANDS: list[tuple[str, str]] = [
     ("train", "training.commands:train_cmd"),
     ("score", "amir_bench.commands:score_cmd"),
     ("import", "amir_bench.commands:import_cmd"),
+    ("export", "amir_bench.commands:export_cmd"),
     ("coverage", "analysis.commands:coverage_cmd"),
     ("length", "analysis.commands:length_cmd"),
     ("margin", "analysis.commands:margin_cmd"),

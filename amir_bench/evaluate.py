@@ -11,7 +11,7 @@ from typing import Any
 from amir_bench.backends import (Decoding, Generation, Request, make_backend,
                                  resolve_backend_name)
 from amir_bench.errors import UserError
-from amir_bench.prompts import build_prompt, get_template, with_options
+from amir_bench.prompts import build_prompt, get_template, problem_text
 from amir_bench.records import SAMPLES, JsonlAppender, SampleRecord
 from amir_bench.runstore import (benchmark_entry, checkpoint_hash, new_manifest, parse_shard,
                                  init_run_dir, open_run_dir, write_summary)
@@ -62,9 +62,7 @@ def validate(cfg: RunConfig) -> None:
 
 def problem_prompt(problem, spec, template: str, tokenizer: Any) -> str:
     """The prompt of one problem: the template, with the options listed for MC variants."""
-    text = with_options(problem.problem, problem.meta.get("options")) if spec.show_options \
-        else problem.problem
-    return build_prompt(text, template, tokenizer)
+    return build_prompt(problem_text(problem, spec.show_options), template, tokenizer)
 
 
 def select_problems(cfg: RunConfig):

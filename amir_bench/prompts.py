@@ -57,6 +57,12 @@ def with_options(problem: str, options: Sequence[str] | None) -> str:
         "\nAnswer with the letter of the correct option."
 
 
+def problem_text(problem: Any, show_options: bool) -> str:
+    """A problem's statement as prompted: with its options listed for multiple-choice specs."""
+    return with_options(problem.problem, problem.meta.get("options")) if show_options \
+        else problem.problem
+
+
 def build_messages(problem: str, template: str) -> list[dict[str, str]]:
     t = get_template(template)
     msgs = []

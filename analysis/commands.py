@@ -144,12 +144,15 @@ def coverage_cmd(
     from analysis.coverage import coverage
 
     _analyse(lambda: coverage(runs, criterion=criterion, base=base, force=force, seed=seed,
-                              resamples=resamples), coverage_tables, out, resamples)
+                              resamples=resamples), coverage_tables, out, resamples,
+             [base, *runs] if base else runs)
 
 
-def _analyse(compute, tables, out: Path, resamples: int) -> None:
-    """Shared command body: check options, compute, print the tables and notes, write JSON."""
+def _analyse(compute, tables, out: Path, resamples: int, runs: List[Path]) -> None:
+    """Shared command body: check options, compute, print the tables, notes and setup
+    warnings, write JSON."""
     from amir_bench.errors import UserError
+    from amir_bench.setup_compare import setup_warnings_for
 
     if resamples < 1:
         raise UserError("--resamples must be at least 1")
@@ -159,6 +162,8 @@ def _analyse(compute, tables, out: Path, resamples: int) -> None:
     for t in tables(result):
         console.print(t)
     _notes(result, console)
+    for w in setup_warnings_for(runs):
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
     _write(out, result, console)
 
 
@@ -217,7 +222,7 @@ def length_cmd(
     from analysis.length import length_bias
 
     _analyse(lambda: length_bias(runs, seed=seed, resamples=resamples), length_tables, out,
-             resamples)
+             resamples, runs)
 
 
 # ---------------------------------------------------------------- margin
@@ -258,4 +263,4 @@ def margin_cmd(
     from analysis.margin import margin
 
     _analyse(lambda: margin(runs, seed=seed, resamples=resamples), margin_tables, out,
-             resamples)
+             resamples, runs)

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 from amir_bench import __version__
 from amir_bench.errors import UserError
 from amir_bench.records import SAMPLES, SCORES, SUMMARY, Run, iter_jsonl, load_run
+from amir_bench.setup_compare import prompt_label, setup_warnings
 
 DRILLDOWN_LIMIT = 25  # disagreeing problems shown per benchmark (all ids are in report.json)
 EXCERPT_CHARS = 300   # tail of the completion shown in the drill-down
@@ -267,6 +268,8 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
         "runs": [provenance(run, lr.df, lr.label, summaries[lr.label], lr.duplicates_dropped)
                  for run, lr in zip(ctx.runs, ctx.runset.runs)],
         "differences": config_differences(ctx.runs) if multi else [],
+        "setup_warnings": setup_warnings([r.manifest for r in ctx.runs], ctx.names) if multi
+        else [],
         "main_table": main_table(summaries),
         "coverage": None,
         "length": None,
@@ -357,6 +360,7 @@ def provenance(run: Run, df, name: str, summary: dict, duplicates: int = 0) -> d
         "checkpoint": {"path": ck.get("path"), "sha256": ck.get("sha256")},
         "backend": m.get("backend"),
         "template": m.get("template"),
+        "prompt": prompt_label(m),
         "decoding": dec if isinstance(dec, dict) else {},
         "shard": m.get("shard"),
         "created_at": m.get("created_at"),
