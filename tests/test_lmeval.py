@@ -341,3 +341,33 @@ def test_export_bad_input_is_one_line(tmp_path, data_dir, capsys, args, msg):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and msg in err and err.count("\n") == 1
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.slow
+def test_samples_file_without_results_json(lm_output, lively_ckpt, data_dir, tmp_path, capsys):
+    src = _samples_file(lm_output, "aime24")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(src, alone / src.name)
+    args = ["import", str(alone / src.name), "--format", "lm-eval", "--benchmark", "aime24",
+            "--data-dir", str(data_dir)]
+    rc = main([*args, "--out", str(tmp_path / "a")])
+    assert rc == 2 and "pass --tokenizer PATH" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "b"), "--tokenizer", str(lively_ckpt)]) == 0
+    run = load_run(tmp_path / "b")
+    assert run.manifest["checkpoint"]["path"].startswith("import:")
+    assert run.manifest["decoding"]["max_new_tokens"] == CAP  # from each line's gen_kwargs
+    assert len(run.samples) == LIMIT and all(r.prompt for r in run.samples)
+
+
+@pytest.mark.slow
+def test_folder_with_two_lm_eval_runs_is_refused(lm_output, data_dir, tmp_path, capsys):
+    src = _samples_file(lm_output, "aime24")
+    date = re.search(r"_(\d{4}-.*)\.jsonl$", src.name).group(1)
+    two = tmp_path / "two"
+    shutil.copytree(src.parent, two)
+    for f in list(two.iterdir()):
+        shutil.copy(f, two / f.name.replace(date, "2020-01-01T00-00-00.000000"))
+    rc = main(["import", str(two), "--format", "lm-eval", "--out", str(tmp_path / "o"),
+               "--data-dir", str(data_dir)])
+    assert rc == 2 and "holds 2 lm-eval runs" in capsys.readouterr().err
