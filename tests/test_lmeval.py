@@ -371,3 +371,21 @@ def test_folder_with_two_lm_eval_runs_is_refused(lm_output, data_dir, tmp_path, 
     rc = main(["import", str(two), "--format", "lm-eval", "--out", str(tmp_path / "o"),
                "--data-dir", str(data_dir)])
     assert rc == 2 and "holds 2 lm-eval runs" in capsys.readouterr().err
+
+
+def test_export_no_chat_prompts_are_the_templates_plain_text(tmp_path, data_dir):
+    import importlib.util
+
+    from amir_bench.prompts import build_prompt
+
+    out = tmp_path / "tasks"
+    assert main(["export", "lm-eval", "--benchmarks", "gsm8k", "--template", "amir-xml",
+                 "--no-chat", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    text = (out / "amir_gsm8k.yaml").read_text()
+    assert "description:" not in text and "do_sample: false" in text and "repeats: 1" in text
+    spec = importlib.util.spec_from_file_location("amir_tasks_nc", out / "amir_tasks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    row = _rows(data_dir / "gsm8k_test.jsonl", 1)[0]
+    # what `run` sends a model without a chat template
+    assert mod.amir_gsm8k_doc_to_text(row) == build_prompt(row["problem"], "amir-xml", None)
