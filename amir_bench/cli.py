@@ -39,6 +39,7 @@ SUBSYSTEM_COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("train", training_commands.train_cmd),
     ("score", core.score_cmd),
     ("import", core.import_cmd),
+    ("export", core.export_cmd),
     ("coverage", analysis_commands.coverage_cmd),
     ("curves", analysis_commands.curves_cmd),
     ("length", analysis_commands.length_cmd),

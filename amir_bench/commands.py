@@ -176,26 +176,45 @@ def score_cmd(
 
 
 def import_cmd(
-    file: Path = typer.Argument(..., help="JSONL of {problem_id, sample_idx, completion}"),
-    benchmark: str = typer.Option(..., "--benchmark", help="benchmark the ids refer to"),
+    file: Path = typer.Argument(..., help="JSONL of {problem_id, sample_idx, completion}, or "
+                                          "lm-eval output: a samples file or --output_path folder"),
     out: Path = typer.Option(..., "--out", help="new run directory"),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark",
+                                            help="benchmark the ids refer to; lm-eval: "
+                                                 "TASK=NAME,… (default: by task name)"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl | lm-eval"),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
-                                            help="counts tokens when num_tokens is absent"),
+                                            help="counts tokens when num_tokens is absent "
+                                                 "(lm-eval: default the logged local model)"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="AMIR_BENCH_DATA_DIR"),
-    template: str = typer.Option("boxed", "--template", help="template the generations used"),
+    template: Optional[str] = typer.Option(None, "--template",
+                                           help="template the generations used (jsonl default: "
+                                                "boxed; lm-eval: the task's prompt)"),
     grade_timeout: float = typer.Option(5.0, "--grade-timeout"),
+    filter_name: Optional[str] = typer.Option(None, "--filter",
+                                              help="lm-eval filter to keep (default: the "
+                                                   "task's first)"),
+    skip_unmatched: bool = typer.Option(False, "--skip-unmatched",
+                                        help="lm-eval: leave out docs matching no problem"),
 ) -> None:
     """Build a graded run directory from generations made with other tools."""
     from amir_bench.evaluate import summary_table
-    from amir_bench.importer import import_run
+    from amir_bench.importer import ImportRequest, import_run
 
-    res = import_run(file, benchmark, out, fmt=fmt, tokenizer=tokenizer, data_dir=data_dir,
-                     template=template, grade_timeout=grade_timeout)
+    res = import_run(ImportRequest(
+        path=file, out=out, fmt=fmt, benchmark=benchmark, tokenizer=tokenizer, data_dir=data_dir,
+        template=template, grade_timeout=grade_timeout, filter_name=filter_name,
+        skip_unmatched=skip_unmatched))
     console = _console()
+    for note in res["notes"]:
+        console.print(f"note: {note}", highlight=False)
     if res["uneven_sample_counts"]:
         console.print(f"[yellow]note: problems have {res['uneven_sample_counts']} samples; "
                       f"n = {res['n']}[/yellow]")
+    for b, a in res["agreement"].items():
+        console.print(f"{b}: verdicts agree with {', '.join(a['sources'])} on {a['agree']}/"
+                      f"{a['compared']} samples ({100 * a['agree'] / a['compared']:.1f} %)",
+                      highlight=False)
     console.print(summary_table(res["summary"], title=f"imported into {out}"))
 
 
@@ -252,3 +271,34 @@ def ls_cmd(
         t.add_row(r["run"], ",".join(r["benchmarks"]), ",".join(map(str, r["n"])),
                   str(r["records"]), acc, str(r["created_at"] or "-"))
     _console().print(t)
+
+
+def export_cmd(
+    target: str = typer.Argument(..., help="what to write: lm-eval (task YAMLs + module)"),
+    benchmarks: str = typer.Option(..., "--benchmarks", "-b", help="comma-separated names"),
+    out: Path = typer.Option(..., "--out", help="folder for the tasks (lm_eval --include_path)"),
+    template: str = typer.Option("boxed", "--template", help="boxed | amir-xml | plain"),
+    n: int = typer.Option(1, "--n", help="samples per problem (lm-eval repeats)"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="AMIR_BENCH_DATA_DIR",
+                                           help="folder of the suite's JSONL files"),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="max_gen_toks"),
+    temperature: Optional[float] = typer.Option(None, "--temperature",
+                                                help="default: 0 (greedy) for --n 1, else 0.6"),
+    chat: bool = typer.Option(True, "--chat/--no-chat",
+                              help="prompt as the chat user turn (lm_eval --apply_chat_template) "
+                                   "or as the template's plain text"),
+) -> None:
+    """Write amir-bench benchmarks as tasks of another harness (lm-eval)."""
+    from amir_bench.lmeval.export import ExportConfig, export_tasks
+
+    if target != "lm-eval":
+        raise UserError(f"export target must be lm-eval, got {target!r}")
+    written = export_tasks(ExportConfig(
+        benchmarks=_csv(benchmarks), out=out, template=template, n=n, data_dir=data_dir,
+        max_new_tokens=max_new_tokens, temperature=temperature, chat=chat))
+    for p in written:
+        typer.echo(f"wrote {p}")
+    tasks = ",".join(p.stem for p in written if p.suffix == ".yaml")
+    chat_flag = " --apply_chat_template" if chat else ""
+    typer.echo(f"run: lm_eval --model hf --model_args pretrained=CKPT --include_path {out} "
+               f"--tasks {tasks}{chat_flag} --log_samples --output_path OUT")

@@ -57,6 +57,12 @@ def with_options(problem: str, options: Sequence[str] | None) -> str:
         "\nAnswer with the letter of the correct option."
 
 
+def problem_text(problem: Any, show_options: bool) -> str:
+    """A problem's statement as prompted: with its options listed for multiple-choice specs."""
+    return with_options(problem.problem, problem.meta.get("options")) if show_options \
+        else problem.problem
+
+
 def build_messages(problem: str, template: str) -> list[dict[str, str]]:
     t = get_template(template)
     msgs = []
@@ -82,6 +88,4 @@ def build_prompt(problem: str, template: str, tokenizer: Any = None) -> str:
 def problem_prompt(problem: Any, spec: Any, template: str, tokenizer: Any) -> str:
     """The prompt of one benchmark problem (run, score, training and warm start share it): the
     template applied to the statement, with the options listed for multiple-choice specs."""
-    text = with_options(problem.problem, problem.meta.get("options")) if spec.show_options \
-        else problem.problem
-    return build_prompt(text, template, tokenizer)
+    return build_prompt(problem_text(problem, spec.show_options), template, tokenizer)

@@ -50,6 +50,9 @@ class SampleRecord:
     grade_status: str  # "ok" | "no_answer" | "timeout" | "error"
     gold: str
     extract_mode: str | None = None  # which extractor produced `extracted` (GradeResult)
+    ref_correct: bool | None = None  # another harness's verdict on this sample (imports)
+    ref_source: str | None = None  # which harness, task, filter and metric gave ref_correct
+    prompt: str | None = None  # the exact prompt, when it was not built from the template
 
     @property
     def key(self) -> tuple[str, str, int]:

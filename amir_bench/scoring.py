@@ -54,7 +54,11 @@ def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
     scorer = ckpt or run.manifest.get("checkpoint", {}).get("path")
     if not scorer or str(scorer).startswith("import:"):
         raise UserError(f"{run_dir}: the run records no checkpoint; pass --ckpt PATH")
+    own = {r.key: r.prompt for r in run.samples if r.prompt is not None and template is None}
     template = template or run.manifest.get("template") or "boxed"
+    if len(own) < len(run.samples):
+        from amir_bench.prompts import get_template
+        get_template(template)  # the prompts are built from it: fail before the model loads
     spath = Path(run_dir) / SCORES
     done: set = set()
     if spath.exists():
@@ -79,10 +83,10 @@ def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
             ps = []
             for r in part:
                 pk = (r.benchmark, r.problem_id)
-                if pk not in prompts:
+                if r.key not in own and pk not in prompts:
                     spec, prob = problems[pk]
                     prompts[pk] = problem_prompt(prob, spec, template, tok)
-                ps.append(prompts[pk])
+                ps.append(own[r.key] if r.key in own else prompts[pk])  # an import keeps its own
             lps = be.score(ps, [r.completion for r in part], batch_size)
             sink.write_many(
                 ScoreRecord(benchmark=r.benchmark, problem_id=r.problem_id,

@@ -161,7 +161,7 @@ def coverage_cmd(
             result["replicates"] = replicates_of_runs(groups, seed=seed, resamples=resamples)
         return result
 
-    _analyse(compute, _coverage_all_tables, out, resamples)
+    _analyse(compute, _coverage_all_tables, out, resamples, [base, *runs] if base else runs)
 
 
 def _coverage_all_tables(result: dict) -> list:
@@ -231,9 +231,11 @@ def _reference(cov: dict, runs: List[Path], ref: Optional[str]):
     return other.label, reference_rates(cov, frame=other.to_frame())
 
 
-def _analyse(compute, tables, out: Path, resamples: int) -> None:
-    """Shared command body: check options, compute, print the tables and notes, write JSON."""
+def _analyse(compute, tables, out: Path, resamples: int, runs: List[Path]) -> None:
+    """Shared command body: check options, compute, print the tables, notes and setup
+    warnings, write JSON."""
     from amir_bench.errors import UserError
+    from amir_bench.setup_compare import setup_warnings_for
 
     if resamples < 1:
         raise UserError("--resamples must be at least 1")
@@ -243,6 +245,8 @@ def _analyse(compute, tables, out: Path, resamples: int) -> None:
     for t in tables(result):
         console.print(t)
     _notes(result, console)
+    for w in setup_warnings_for(runs):
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
     _write(out, result, console)
 
 
@@ -301,7 +305,7 @@ def length_cmd(
     from analysis.length import length_bias
 
     _analyse(lambda: length_bias(runs, seed=seed, resamples=resamples), length_tables, out,
-             resamples)
+             resamples, runs)
 
 
 # ---------------------------------------------------------------- margin
@@ -342,7 +346,7 @@ def margin_cmd(
     from analysis.margin import margin
 
     _analyse(lambda: margin(runs, seed=seed, resamples=resamples), margin_tables, out,
-             resamples)
+             resamples, runs)
 
 
 # ---------------------------------------------------------------- curves, strata, replicates

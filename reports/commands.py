@@ -37,4 +37,6 @@ def report_cmd(
                         force=force, resamples=resamples)
     for note in data["notes"]:
         typer.echo(f"note: {note}", err=True)
+    for w in data["setup_warnings"]:
+        typer.echo(f"warning: {w}", err=True)
     typer.echo(f"wrote {out / 'report.html'}, {out / 'report.md'}, {out / 'report.json'}")

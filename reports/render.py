@@ -27,6 +27,7 @@ from amir_bench import __version__
 from amir_bench.errors import UserError
 from amir_bench.jsonio import atomic_write_bytes, jsonable
 from amir_bench.records import SCORES, SUMMARY, Run, RunSet, iter_jsonl, load_runs, run_labels
+from amir_bench.setup_compare import prompt_label, setup_warnings
 
 from analysis.fmt import is_num
 
@@ -205,6 +206,8 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
         "names": ctx.names,
         "runs": [provenance(run, summaries[run.label]) for run in ctx.runs],
         "differences": config_differences(ctx.runs) if multi else [],
+        "setup_warnings": setup_warnings([r.manifest for r in ctx.runs], ctx.names) if multi
+        else [],
         "main_table": main_table(summaries),
         "coverage": None,
         "length": None,
@@ -293,6 +296,7 @@ def provenance(run: Run, summary: dict) -> dict:
         "checkpoint": {"path": ck.get("path"), "sha256": ck.get("sha256")},
         "backend": m.get("backend"),
         "template": m.get("template"),
+        "prompt": prompt_label(m),
         "decoding": dec if isinstance(dec, dict) else {},
         "shard": m.get("shard"),
         "created_at": m.get("created_at"),

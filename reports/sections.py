@@ -78,6 +78,7 @@ def setup_section(data: dict) -> list[Block]:
         ("checkpoint sha256", lambda r: (r["checkpoint"]["sha256"] or "—")[:16]),
         ("backend", lambda r: r["backend"]),
         ("template", lambda r: r["template"]),
+        ("prompt", lambda r: r.get("prompt")),
         ("n (samples/problem)", lambda r: dec(r, "n")),
         ("temperature", lambda r: dec(r, "temperature")),
         ("top_p", lambda r: dec(r, "top_p")),
@@ -118,6 +119,8 @@ def setup_section(data: dict) -> list[Block]:
         rows.append(row)
     out.append(Table(["benchmark"] + names, rows,
                      caption="Benchmarks: what the samples hold, and the rows each run was built from."))
+    for w in data.get("setup_warnings") or []:
+        out.append(Para("Warning: " + w, note=True))
     if data["differences"]:
         out.append(Para("Configuration that differs between runs: " + ", ".join(data["differences"]),
                         note=True))

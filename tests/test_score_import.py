@@ -102,19 +102,3 @@ def test_import_duplicate_pairs(tmp_path, data_dir, capsys):
     rc = main(["import", str(src), "--benchmark", "aime24", "--out", str(tmp_path / "o"),
                "--data-dir", str(data_dir)])
     assert rc == 2 and ":2: duplicate (problem, sample)" in capsys.readouterr().err
-
-
-def test_import_lm_eval_log_samples_with_tokenizer(tmp_path, data_dir, tiny_ckpt):
-    probs = [json.loads(x) for x in (data_dir / "amc23.jsonl").read_text().splitlines()[:2]]
-    rows = [{"doc_id": i, "doc": {"question": p["problem"], "answer": p["answer"]},
-             "target": p["answer"], "resps": [[f"The answer is \\boxed{{{p['answer']}}}",
-                                               "\\boxed{0}"]]}
-            for i, p in enumerate(probs)]
-    src = _write(tmp_path / "samples_amc23.jsonl", rows)
-    out = tmp_path / "lm"
-    assert main(["import", str(src), "--benchmark", "amc23", "--out", str(out), "--format",
-                 "lm-eval", "--tokenizer", str(tiny_ckpt), "--data-dir", str(data_dir)]) == 0
-    recs = read_samples(out / "samples.jsonl")
-    assert len(recs) == 4
-    assert [r.correct for r in sorted(recs, key=lambda r: r.key)] == [True, False, True, False]
-    assert all(r.num_tokens > 0 for r in recs)
