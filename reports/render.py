@@ -15,6 +15,7 @@ which compares the shared problems (analysis.coverage decides and says how many 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -180,21 +181,25 @@ def _parses(raw: bytes) -> bool:
 # ============================================================================ data
 
 
-def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict:
-    """Everything the documents show, as one JSON-able dict (report.json)."""
+@contextlib.contextmanager
+def _timed(t: dict, key: str):
+    """Add the wall seconds of the block to t[key]."""
     import time
 
-    t = timings if timings is not None else {}
-    notes: list[str] = []
-    multi = len(ctx.runs) >= 2
-    if not multi:
-        notes.append("Single run: the comparison sections (A → B table, coverage partition, "
-                     "paired length differences, drill-down of disagreements) are omitted; give "
-                     "two or more runs to compare them.")
     t0 = time.perf_counter()
-    from amir_bench.metrics import summarize
+    yield
+    t[key] = t.get(key, 0.0) + time.perf_counter() - t0
 
-    summaries = {run.label: summarize(run.samples, run.ns) for run in ctx.runs}
+
+def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict:
+    """Everything the documents show, as one JSON-able dict (report.json)."""
+    from amir_bench.metrics import summarize
+    from reports.headline import apply_holm, headline, warnings
+
+    t = timings if timings is not None else {}
+    multi = len(ctx.runs) >= 2
+    with _timed(t, "summaries"):
+        summaries = {run.label: summarize(run.samples, run.ns) for run in ctx.runs}
     data: dict[str, Any] = {
         "kind": "report",
         "title": "amir-bench report: " + " vs ".join(ctx.names),
@@ -206,46 +211,51 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
         "runs": [provenance(run, summaries[run.label]) for run in ctx.runs],
         "differences": config_differences(ctx.runs) if multi else [],
         "main_table": main_table(summaries),
-        "coverage": None,
-        "length": None,
-        "margin": None,
-        "margin_note": None,
-        "training": logs,
-        "drilldown": None,
+        "coverage": None, "multiple_comparisons": None, "length": None, "margin": None,
+        "margin_note": None, "training": logs, "drilldown": None,
     }
-    t["summaries"] = time.perf_counter() - t0
     if multi:
         from analysis.coverage import coverage
 
-        t0 = time.perf_counter()
-        data["coverage"] = coverage(ctx.runset, criterion="any", force=ctx.force, seed=ctx.seed,
-                                    resamples=ctx.resamples)
-        t["coverage"] = time.perf_counter() - t0
-        data["main_table"].update(comparisons_from_coverage(data["coverage"]))
+        with _timed(t, "coverage"):
+            cov = data["coverage"] = coverage(ctx.runset, criterion="any", force=ctx.force,
+                                              seed=ctx.seed, resamples=ctx.resamples)
+        data["multiple_comparisons"] = apply_holm(
+            cov, ["avg@n"] + [f"pass@{k}" for k in cov["ks"] if k > 1])
+        data["main_table"].update(comparisons_from_coverage(cov))
+    data["headline"] = headline(summaries, ctx.names, data["coverage"])
     from analysis.length import length_bias
 
-    t0 = time.perf_counter()
-    data["length"] = length_bias(ctx.runset, seed=ctx.seed, resamples=ctx.resamples)
-    t["length"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    data["margin"], data["margin_note"] = run_margin(ctx)
-    if data["margin_note"]:
+    with _timed(t, "length"):
+        data["length"] = length_bias(ctx.runset, seed=ctx.seed, resamples=ctx.resamples)
+    with _timed(t, "margin"):
+        data["margin"], data["margin_note"] = run_margin(ctx)
+    data["warnings"] = warnings(summaries, data["margin_note"], data["margin"] is not None)
+    if multi:
+        with _timed(t, "drilldown"):
+            data["drilldown"] = drilldown(ctx, data["coverage"])
+    data["notes"] = _notes(ctx, logs, data)
+    return data
+
+
+def _notes(ctx: Context, logs: list[dict], data: dict) -> list[str]:
+    """What the reader should know about the inputs (not warnings about the results)."""
+    notes = []
+    if len(ctx.runs) < 2:
+        notes.append("Single run: the comparison sections (A → B table, coverage partition, "
+                     "paired length differences, drill-down of disagreements) are omitted; give "
+                     "two or more runs to compare them.")
+    if data["margin"] is not None and data["margin_note"]:
         notes.append(data["margin_note"])
-    t["margin"] = time.perf_counter() - t0
     for run in ctx.runs:
         if run.duplicates_dropped:
-            notes.append(f"{run.label}: {run.duplicates_dropped} duplicate sample(s) (same benchmark, "
-                         "problem and sample_idx) were ignored by the analyses.")
+            notes.append(f"{run.label}: {run.duplicates_dropped} duplicate sample(s) (same "
+                         "benchmark, problem and sample_idx) were ignored by the analyses.")
     for lg in logs:
         if lg["partial_last_line_skipped"]:
             notes.append(f"Training log {lg['name']}: its last line is incomplete (a trainer "
                          "still writing?) and was skipped.")
-    if multi:
-        t0 = time.perf_counter()
-        data["drilldown"] = drilldown(ctx, data["coverage"])
-        t["drilldown"] = time.perf_counter() - t0
-    data["notes"] = notes
-    return data
+    return notes
 
 
 def run_margin(ctx: Context) -> tuple[dict | None, str | None]:
@@ -294,6 +304,7 @@ def provenance(run: Run, summary: dict) -> dict:
         "backend": m.get("backend"),
         "template": m.get("template"),
         "decoding": dec if isinstance(dec, dict) else {},
+        "n_per_benchmark": run.ns,
         "shard": m.get("shard"),
         "created_at": m.get("created_at"),
         "amir_bench_version": m.get("amir_bench_version"),
@@ -363,25 +374,29 @@ POOLED = "all (pooled problems)"
 
 
 def comparisons_from_coverage(cov: dict) -> dict:
-    """A → B (gain) [CI] per pair, benchmark and metric, from coverage's paired bootstrap.
+    """A → B (gain) [CI], p and Holm p per pair, benchmark (pooled too, with several) and
+    metric, from coverage's paired bootstrap.
 
     Values are on the problems coverage compared (all of them unless --force dropped some).
     pass@1 is omitted: it equals avg@n.
     """
+    from reports.headline import scopes
+
     metrics = ["avg@n"] + [f"pass@{k}" for k in cov["ks"] if k > 1]
     rows = []
-    scopes = list(cov["benchmarks"].items()) + [(POOLED, cov["overall"])]
-    for scope, blk in scopes:
+    for scope, blk in scopes(cov):
         for p in blk["pairs"]:
             for m in metrics:
                 d = p["diff"].get(m)
                 if d is None:
                     continue
-                rows.append({"a": p["a"], "b": p["b"], "benchmark": scope, "metric": m,
+                rows.append({"a": p["a"], "b": p["b"], "benchmark": POOLED if scope == "all"
+                             else scope, "metric": m,
                              "a_value": blk["metrics"][p["a"]].get(m),
                              "b_value": blk["metrics"][p["b"]].get(m),
                              "gain": d.get("estimate"), "ci_low": d.get("ci_low"),
-                             "ci_high": d.get("ci_high"), "problems": blk["problems"]})
+                             "ci_high": d.get("ci_high"), "p_value": d.get("p_value"),
+                             "p_holm": d.get("p_holm"), "problems": blk["problems"]})
     return {"comparison_metrics": metrics, "comparisons": rows}
 
 
@@ -504,6 +519,11 @@ def make_figures(ctx: Context, data: dict) -> dict[str, bytes]:
         if len(mf):
             benches = [b for b in sorted(mf["benchmark"].unique())]
             figs["margin"] = plots.margin_figure(mf, names, benches, "margin (nats/token)")
+    from reports.headline import forest_rows
+
+    rows = forest_rows(data["headline"])
+    if rows:
+        figs["forest"] = plots.forest_figure(rows)
     panels = training_panels(data.get("training") or [])
     if panels:
         figs["training"] = plots.training_figure(panels)
