@@ -27,7 +27,8 @@ from typing import Any, Sequence
 from amir_bench import __version__
 from amir_bench.errors import UserError
 from amir_bench.jsonio import atomic_write_bytes, jsonable
-from amir_bench.records import SCORES, SUMMARY, Run, RunSet, iter_jsonl, load_runs, run_labels
+from amir_bench.records import (SAMPLES, SCORES, SUMMARY, Run, RunSet, dedupe, iter_jsonl,
+                                load_runs, read_samples_where, run_labels)
 
 from analysis.fmt import is_num
 
@@ -193,13 +194,13 @@ def _timed(t: dict, key: str):
 
 def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict:
     """Everything the documents show, as one JSON-able dict (report.json)."""
-    from amir_bench.metrics import summarize
+    from amir_bench.metrics import summarize_frame
     from reports.headline import apply_holm, headline, warnings
 
     t = timings if timings is not None else {}
     multi = len(ctx.runs) >= 2
     with _timed(t, "summaries"):
-        summaries = {run.label: summarize(run.samples, run.ns) for run in ctx.runs}
+        summaries = {run.label: summarize_frame(run.to_frame(), run.ns) for run in ctx.runs}
     data: dict[str, Any] = {
         "kind": "report",
         "title": "amir-bench report: " + " vs ".join(ctx.names),
@@ -310,7 +311,7 @@ def provenance(run: Run, summary: dict) -> dict:
         "amir_bench_version": m.get("amir_bench_version"),
         "package_versions": {str(k): str(v) for k, v in pv.items()} if isinstance(pv, dict) else {},
         "benchmarks": benches,
-        "samples": len(run.samples) + run.duplicates_dropped,  # lines in samples.jsonl
+        "samples": len(run.to_frame()) + run.duplicates_dropped,  # records in samples.jsonl
         "duplicate_samples_ignored": run.duplicates_dropped,
         "summary_json": _summary_check(run, summary),
     }
@@ -430,7 +431,7 @@ def drilldown(ctx: Context, cov: dict, limit: int = DRILLDOWN_LIMIT) -> dict:
     for run in ctx.runs:
         name = run.label
         groups: dict[tuple[str, str], list] = {}
-        for r in run.samples:
+        for r in dedupe(read_samples_where(run.path / SAMPLES, wanted))[0]:
             k = (r.benchmark, r.problem_id)
             if k in wanted:
                 groups.setdefault(k, []).append(r)
