@@ -68,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                   "figures", "render+write"]
         goal = GOAL_1M_S if n_samples > 500_000 else GOAL_S
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
+        cpu_t = timings.get("cpu", {})
         for k in stages:
             if k in timings:
-                print(f"{k:>13}: {timings[k]:6.2f}s")
+                extra = f"  ({cpu_t[k]:5.2f}s cpu)" if k in cpu_t else ""
+                print(f"{k:>13}: {timings[k]:6.2f}s{extra}")
         print(f"{'peak memory':>13}: {peak:6.2f} GiB (max resident set of this process)")
         print(f"{'total':>13}: {total:6.2f}s  (goal <= {goal:.0f}s; {os.cpu_count()} CPUs; "
               f"{n_samples} samples, {a.runs} runs, {a.resamples} resamples)")
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             a.json.write_text(json.dumps({"samples": n_samples, "runs": a.runs,
                                           "resamples": a.resamples, "cpus": os.cpu_count(),
                                           "stages": {k: timings[k] for k in stages if k in timings},
+                                          "stages_cpu": cpu_t,
                                           "total": total, "cpu": cpu, "peak_gib": peak},
                                          indent=2) + "\n")
         if a.out:

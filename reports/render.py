@@ -66,34 +66,29 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path,
     Returns the report data (what report.json holds). Bad input raises UserError before
     anything is written. `timings`, when given, receives wall seconds per stage.
     """
-    import time
-
-    clock = time.perf_counter
     t: dict = timings if timings is not None else {}
-    t0 = clock()
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a directory")
-    ctx = load_context(run_dirs, names, seed=seed, force=force, resamples=resamples)
-    logs = load_train_logs(train_logs)
-    t["load"] = clock() - t0
-    data = collect(ctx, logs, timings=t)
-    t1 = clock()
-    figures = make_figures(ctx, data)
-    t["figures"] = clock() - t1
-    t1 = clock()
-    data["figures"] = {key: f"figures/{key}.png" for key in figures}
-    data = jsonable(data)
-    from reports.blocks import to_markdown
-    from reports.html import render_page
-    from reports.sections import build_blocks
+    with _timed(t, "report total"):
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"--out {out_dir}: exists and is not a directory")
+        with _timed(t, "load"):
+            ctx = load_context(run_dirs, names, seed=seed, force=force, resamples=resamples)
+            logs = load_train_logs(train_logs)
+        data = collect(ctx, logs, timings=t)
+        with _timed(t, "figures"):
+            figures = make_figures(ctx, data)
+        with _timed(t, "render+write"):
+            data["figures"] = {key: f"figures/{key}.png" for key in figures}
+            data = jsonable(data)
+            from reports.blocks import to_markdown
+            from reports.html import render_page
+            from reports.sections import build_blocks
 
-    blocks = build_blocks(data)
-    md = to_markdown(blocks, data["figures"])
-    page = render_page(data["title"], blocks, figures)
-    write_outputs(out_dir, data, md, page, figures)
-    t["render+write"] = clock() - t1
-    t["report total"] = clock() - t0
+            blocks = build_blocks(data)
+            md = to_markdown(blocks, data["figures"])
+            page = render_page(data["title"], blocks, figures)
+            write_outputs(out_dir, data, md, page, figures)
+
     return data
 
 
@@ -184,12 +179,14 @@ def _parses(raw: bytes) -> bool:
 
 @contextlib.contextmanager
 def _timed(t: dict, key: str):
-    """Add the wall seconds of the block to t[key]."""
+    """Add the wall seconds of the block to t[key], its process CPU seconds to t["cpu"][key]."""
     import time
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     yield
     t[key] = t.get(key, 0.0) + time.perf_counter() - t0
+    cpu = t.setdefault("cpu", {})
+    cpu[key] = cpu.get(key, 0.0) + time.process_time() - c0
 
 
 def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict:
