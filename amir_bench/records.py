@@ -34,8 +34,23 @@ SCORE_COLUMNS = ("benchmark", "problem_id", "sample_idx", "logprob_mean", "logpr
                  "num_tokens", "scorer")
 
 
+class _Keyed:
+    """What sample and score records share: the (benchmark, problem, sample) key, one JSON line."""
+
+    benchmark: str
+    problem_id: str
+    sample_idx: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.benchmark, self.problem_id, self.sample_idx)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+
 @dataclass
-class SampleRecord:
+class SampleRecord(_Keyed):
     """One sampled completion of one problem, graded."""
 
     benchmark: str
@@ -49,13 +64,6 @@ class SampleRecord:
     correct: bool
     grade_status: str  # "ok" | "no_answer" | "timeout" | "error"
     gold: str
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.benchmark, self.problem_id, self.sample_idx)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SampleRecord":
@@ -85,7 +93,7 @@ _SCORE_REQUIRED = ("benchmark", "problem_id", "sample_idx", "logprob_mean")
 
 
 @dataclass
-class ScoreRecord:
+class ScoreRecord(_Keyed):
     """Teacher-forced log-probs of one sample under a scoring model (temperature 1)."""
 
     benchmark: str
@@ -95,13 +103,6 @@ class ScoreRecord:
     logprob_mean: float  # length-normalized: logprob_sum / num_tokens
     num_tokens: int
     scorer: str = ""  # checkpoint that produced the score
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.benchmark, self.problem_id, self.sample_idx)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ScoreRecord":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis.fmt import ci_text, is_num, pct, pval, spct
+from analysis.fmt import ci_text, is_num, pct, pval, spct, with_all
 from reports.blocks import Block, Cell, Figure, Heading, Para, Table
 
 ALPHA = 0.05
@@ -19,10 +19,7 @@ ALPHA = 0.05
 def scopes(cov: dict) -> list[tuple[str, dict]]:
     """The coverage blocks a report shows: each benchmark, and the pooled one when there are
     several (with one benchmark it repeats that benchmark)."""
-    out = list(cov["benchmarks"].items())
-    if len(out) > 1:
-        out.append(("all", cov["overall"]))
-    return out
+    return with_all(cov["benchmarks"], cov["overall"])
 
 
 def apply_holm(cov: dict, metrics: list[str]) -> dict:

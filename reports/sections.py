@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analysis.fmt import ci_text, is_num, num, pct, pval, snum, spct  # noqa: F401
+from analysis.fmt import ci_text, is_num, num, pct, pval, snum, spct, with_all  # noqa: F401
 from reports.blocks import Block, Cell, Details, Figure, Heading, Para, Table
 from reports.headline import headline_section, scopes, warning_blocks
 
@@ -33,15 +33,6 @@ def tone_of(ci_low: Any, ci_high: Any) -> str | None:
 
 def n_cell(x: Any) -> Cell:
     return Cell("—" if x is None else str(x), numeric=True)
-
-
-def with_all(per_bench: dict, overall: Any) -> list[tuple[str, Any]]:
-    """(scope, block) per benchmark, then ("all", overall) when there are several benchmarks
-    (with one, "all" would repeat it)."""
-    out = list(per_bench.items())
-    if len(out) > 1 and overall:
-        out.append(("all", overall))
-    return out
 
 
 # ---------------------------------------------------------------- document
