@@ -163,7 +163,7 @@ def _need_text(pw: dict | None) -> str:
 def _caption(data: dict) -> str:
     mc = data.get("multiple_comparisons") or {}
     return (f"B − A in percentage points, 95% paired-bootstrap CI over problems; p from the "
-            f"same bootstrap; Holm p adjusts over the {mc.get('tests', 0)} tests this report "
+            f"bootstrap standard error (normal approximation); Holm p adjusts over the {mc.get('tests', 0)} tests this report "
             f"shows ({mc.get('family', '')}). Where the difference is not significant (Holm p "
             f"≥ {ALPHA}), the last column gives the problems or samples per problem a "
             "two-sided test would need to detect the observed difference with 80% power.")
