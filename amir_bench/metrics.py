@@ -44,13 +44,15 @@ def ks_for(n: int) -> list[int]:
 def summarize_frame(df, n: int | Mapping[str, int] | None = None) -> dict[str, dict]:
     """{benchmark: metrics} of a run's per-sample frame (records.SAMPLE_COLUMNS); n is one for
     all benchmarks or {benchmark: n} (Run.ns); without one, the most samples of a problem."""
-    return {str(b): _summarize_benchmark(g, n.get(b) if isinstance(n, Mapping) else n)
+    return {str(b): summarize_benchmark(g, n.get(b) if isinstance(n, Mapping) else n)
             for b, g in df.groupby("benchmark", sort=True)}
 
 
-def _summarize_benchmark(d, n: int | None) -> dict:
-    """Metrics for one benchmark. maj@n counts a problem correct when its majority answer is
-    correct (majority_correct)."""
+def summarize_benchmark(d, n: int | None = None) -> dict:
+    """Metrics for one benchmark's samples (a frame of records.SAMPLE_COLUMNS, or
+    SampleRecords). maj@n counts a problem correct when its majority answer is correct
+    (majority_correct); extract_mode/<mode>[/correct] count the verdicts by extractor."""
+    d = _as_frame(d)
     g = d.groupby("problem_id", sort=False)["correct"].agg(["size", "sum"])
     if len(g) == 0:
         return {"problems": 0, "samples": 0}
@@ -83,7 +85,29 @@ def _summarize_benchmark(d, n: int | None) -> dict:
     out["mean_tokens"] = float(tok.mean())
     out["mean_tokens_correct"] = float(tok[ok].mean()) if ok.any() else None
     out["mean_tokens_incorrect"] = float(tok[~ok].mean()) if (~ok).any() else None
+    for mode, c in verdicts_by_mode(d).items():  # flat scalars: summary values stay numbers
+        out[f"extract_mode/{mode}"] = c["samples"]
+        out[f"extract_mode/{mode}/correct"] = c["correct"]
     return out
+
+
+def verdicts_by_mode(samples) -> dict[str, dict[str, int]]:
+    """{extract_mode: {"samples", "correct"}}: how each verdict's answer was found ("none":
+    nothing extracted, or a record written before extract_mode existed). samples: a frame
+    or SampleRecords."""
+    d = _as_frame(samples)
+    g = (d.assign(mode=d["extract_mode"].astype(object).where(d["extract_mode"].notna(), "none"))
+         .groupby("mode", sort=True)["correct"].agg(["size", "sum"]))
+    return {str(m): {"samples": int(r["size"]), "correct": int(r["sum"])} for m, r in g.iterrows()}
+
+
+def _as_frame(samples):
+    """A frame of records.SAMPLE_COLUMNS from SampleRecords; a frame as it is."""
+    if hasattr(samples, "columns"):
+        return samples
+    from amir_bench.records import records_frame
+
+    return records_frame(list(samples))
 
 
 def majority_correct(problem_ids, extracted, correct) -> dict[str, bool]:
@@ -113,6 +137,4 @@ _CORRECT = "\x00correct"  # the answer key every correct sample shares
 def summarize(records: Iterable[SampleRecord],
               n: int | Mapping[str, int] | None = None) -> dict[str, dict]:
     """{benchmark: metrics} over SampleRecords (see summarize_frame)."""
-    from amir_bench.records import records_frame
-
-    return summarize_frame(records_frame(list(records)), n)
+    return summarize_frame(_as_frame(records), n)

@@ -29,7 +29,7 @@ SCORES = "scores.jsonl"
 
 # Columns of the per-sample frame (Run.to_frame) and the per-score frame (Run.scores).
 SAMPLE_COLUMNS = ("benchmark", "problem_id", "sample_idx", "correct", "num_tokens",
-                  "finish_reason", "extracted", "grade_status")
+                  "finish_reason", "extracted", "grade_status", "extract_mode")
 SCORE_COLUMNS = ("benchmark", "problem_id", "sample_idx", "logprob_mean", "logprob_sum",
                  "num_tokens", "scorer")
 
@@ -251,7 +251,7 @@ _ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "bool": "bo
 _SAMPLE_TYPES = {"benchmark": "str", "problem_id": "str", "sample_idx": "int",
                  "completion": "str", "finish_reason": "str", "num_tokens": "int",
                  "gen_logprob_sum": "float", "extracted": "str", "correct": "bool",
-                 "grade_status": "str", "gold": "str"}
+                 "grade_status": "str", "gold": "str", "extract_mode": "str"}
 _SCORE_TYPES = {"benchmark": "str", "problem_id": "str", "sample_idx": "int",
                 "logprob_mean": "float", "logprob_sum": "float", "num_tokens": "int",
                 "scorer": "str"}
@@ -306,8 +306,8 @@ def records_frame(records: Sequence[Any], columns: Sequence[str] = SAMPLE_COLUMN
 
     if not records:
         return _empty_frame(columns)
-    return pd.DataFrame({c: [getattr(r, c) for r in records] for c in columns},
-                        columns=list(columns))
+    return pd.DataFrame({c: [getattr(r, c, None) for r in records] for c in columns},
+                        columns=list(columns))  # None: a field the records' type lacks
 
 
 def read_samples_frame(path: Path):
@@ -336,7 +336,8 @@ def read_samples_where(path: Path, keys: set[tuple[str, str]]) -> list[SampleRec
             joined = pc.binary_join_element_wise(batch.column("benchmark"),
                                                  batch.column("problem_id"), "\x00")
             hit = batch.filter(pc.is_in(joined, value_set=wanted))
-            out += [SampleRecord(**row) for row in hit.to_pylist()]
+            out += [SampleRecord(**{k: v for k, v in row.items() if k in _SAMPLE_FIELDS})
+                    for row in hit.to_pylist()]
         return out
     except _NotFast:
         return [r for r in read_samples(path) if (r.benchmark, r.problem_id) in keys]
