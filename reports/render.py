@@ -1,8 +1,9 @@
 """Build a run comparison report: report.md, ONE self-contained report.html, report.json.
 
-`build_report` loads each run once (amir_bench.records.load_run), recomputes the metrics from
-samples.jsonl (summary.json is only checked, never trusted), hands the same frames to the
-analyses (coverage, length bias, margin), draws the figures, and renders both documents from
+`build_report` loads each run once (amir_bench.records.load_runs: one per-sample frame per
+run), recomputes the metrics from it (summary.json is only checked, never trusted), hands the
+same runs to the analyses (coverage, length bias, margin), reads the completions of only the
+problems the drill-down shows, draws the figures, and renders both documents from
 one data dict that is also written as report.json, so every number in report.md can be
 checked against it. Everything is rendered in memory first and each file is written
 atomically (temp file + rename): bad input or a failure leaves no half-written report.
