@@ -51,7 +51,7 @@ def summarize_frame(df, n: int | Mapping[str, int] | None = None) -> dict[str, d
 def summarize_benchmark(d, n: int | None = None) -> dict:
     """Metrics for one benchmark's samples (a frame of records.SAMPLE_COLUMNS, or
     SampleRecords). maj@n counts a problem correct when its majority answer is correct
-    (majority_correct); extract_mode/<mode>[/correct] count the verdicts by extractor."""
+    (majority_correct); extract_mode/<mode> counts the verdicts by extractor."""
     d = _as_frame(d)
     g = d.groupby("problem_id", sort=False)["correct"].agg(["size", "sum"])
     if len(g) == 0:
@@ -85,20 +85,17 @@ def summarize_benchmark(d, n: int | None = None) -> dict:
     out["mean_tokens"] = float(tok.mean())
     out["mean_tokens_correct"] = float(tok[ok].mean()) if ok.any() else None
     out["mean_tokens_incorrect"] = float(tok[~ok].mean()) if (~ok).any() else None
-    for mode, c in verdicts_by_mode(d).items():  # flat scalars: summary values stay numbers
-        out[f"extract_mode/{mode}"] = c["samples"]
-        out[f"extract_mode/{mode}/correct"] = c["correct"]
+    out.update(verdicts_by_mode(d))
     return out
 
 
-def verdicts_by_mode(samples) -> dict[str, dict[str, int]]:
-    """{extract_mode: {"samples", "correct"}}: how each verdict's answer was found ("none":
-    nothing extracted, or a record written before extract_mode existed). samples: a frame
-    or SampleRecords."""
+def verdicts_by_mode(samples) -> dict[str, int]:
+    """{"extract_mode/MODE": verdicts}: how each verdict's answer was found ("none": nothing
+    extracted, or a record written before extract_mode existed). Flat numbers, like every
+    other summary value. samples: a frame or SampleRecords."""
     d = _as_frame(samples)
-    g = (d.assign(mode=d["extract_mode"].astype(object).where(d["extract_mode"].notna(), "none"))
-         .groupby("mode", sort=True)["correct"].agg(["size", "sum"]))
-    return {str(m): {"samples": int(r["size"]), "correct": int(r["sum"])} for m, r in g.iterrows()}
+    modes = d["extract_mode"].astype(object).where(d["extract_mode"].notna(), "none")
+    return {f"extract_mode/{m}": int(c) for m, c in sorted(modes.value_counts().items())}
 
 
 def _as_frame(samples):
