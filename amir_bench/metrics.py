@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -42,21 +41,27 @@ def ks_for(n: int) -> list[int]:
     return ks
 
 
-def summarize_benchmark(records: Sequence[SampleRecord], n: int | None = None) -> dict:
-    """Metrics for one benchmark. maj@n counts a problem correct when the majority answer's
-    cluster contains a correct sample (equivalence = same normalized answer, or both graded
-    correct, which pools answers the grader found equivalent to the gold)."""
-    by_pid: dict[str, list[SampleRecord]] = defaultdict(list)
-    for r in records:
-        by_pid[r.problem_id].append(r)
-    if not by_pid:
+def summarize_frame(df, n: int | Mapping[str, int] | None = None) -> dict[str, dict]:
+    """{benchmark: metrics} of a run's per-sample frame (records.SAMPLE_COLUMNS); n is one for
+    all benchmarks or {benchmark: n} (Run.ns); without one, the most samples of a problem."""
+    return {str(b): summarize_benchmark(g, n.get(b) if isinstance(n, Mapping) else n)
+            for b, g in df.groupby("benchmark", sort=True)}
+
+
+def summarize_benchmark(d, n: int | None = None) -> dict:
+    """Metrics for one benchmark's samples (a frame of records.SAMPLE_COLUMNS, or
+    SampleRecords). maj@n counts a problem correct when its majority answer is correct
+    (majority_correct); extract_mode/<mode> counts the verdicts by extractor."""
+    d = _as_frame(d)
+    g = d.groupby("problem_id", sort=False)["correct"].agg(["size", "sum"])
+    if len(g) == 0:
         return {"problems": 0, "samples": 0}
-    counts = np.array([len(v) for v in by_pid.values()])
-    correct = np.array([sum(r.correct for r in v) for v in by_pid.values()])
+    counts = g["size"].to_numpy()
+    correct = g["sum"].to_numpy().astype(np.int64)
     n_eff = int(n or counts.max())
     acc = correct / counts
     out: dict = {
-        "problems": int(len(by_pid)),
+        "problems": int(len(g)),
         "samples": int(counts.sum()),
         "n": n_eff,
         "avg@n": float(acc.mean()),
@@ -69,64 +74,64 @@ def summarize_benchmark(records: Sequence[SampleRecord], n: int | None = None) -
         else:  # uneven sample counts (partial run): per-problem n
             out[f"pass@{k}"] = float(np.mean([pass_at_k(int(m), int(c), min(k, int(m)))
                                               for m, c in zip(counts, correct)]))
-    recs = list(records)
-    maj = majority_correct([r.problem_id for r in recs], [r.extracted for r in recs],
-                           [r.correct for r in recs])
-    out[f"maj@{n_eff}"] = sum(maj.values()) / len(by_pid)
-    out["no_answer_rate"] = float(np.mean([r.grade_status == "no_answer" for r in recs]))
-    out["timeout_rate"] = float(np.mean([r.grade_status == "timeout" for r in recs]))
-    out["truncation_rate"] = float(np.mean([r.finish_reason == "length" for r in recs]))
-    out["error_rate"] = float(np.mean([r.finish_reason == "error" for r in recs]))
-    tok = np.array([r.num_tokens for r in recs], dtype=float)
-    ok = np.array([r.correct for r in recs], dtype=bool)
+    maj = majority_correct(d["problem_id"], d["extracted"], d["correct"])
+    out[f"maj@{n_eff}"] = sum(maj.values()) / len(g)
+    ok = d["correct"].to_numpy(dtype=bool)
+    tok = d["num_tokens"].to_numpy(dtype=float)
+    out["no_answer_rate"] = float((d["grade_status"] == "no_answer").mean())
+    out["timeout_rate"] = float((d["grade_status"] == "timeout").mean())
+    out["truncation_rate"] = float((d["finish_reason"] == "length").mean())
+    out["error_rate"] = float((d["finish_reason"] == "error").mean())
     out["mean_tokens"] = float(tok.mean())
     out["mean_tokens_correct"] = float(tok[ok].mean()) if ok.any() else None
     out["mean_tokens_incorrect"] = float(tok[~ok].mean()) if (~ok).any() else None
-    out.update(verdicts_by_mode(recs))
+    out.update(verdicts_by_mode(d))
     return out
 
 
-def verdicts_by_mode(records: Sequence[SampleRecord]) -> dict[str, int]:
+def verdicts_by_mode(samples) -> dict[str, int]:
     """{"extract_mode/MODE": verdicts}: how each verdict's answer was found ("none": nothing
     extracted, or a record written before extract_mode existed). Flat numbers, like every
-    other summary value."""
-    counts: dict[str, int] = {}
-    for r in records:
-        key = f"extract_mode/{r.extract_mode or 'none'}"
-        counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items()))
+    other summary value. samples: a frame or SampleRecords."""
+    d = _as_frame(samples)
+    modes = d["extract_mode"].astype(object).where(d["extract_mode"].notna(), "none")
+    return {f"extract_mode/{m}": int(c) for m, c in sorted(modes.value_counts().items())}
 
 
-def majority_correct(problem_ids: Sequence[str], extracted: Sequence[str | None],
-                     correct: Sequence[bool]) -> dict[str, bool]:
+def _as_frame(samples):
+    """A frame of records.SAMPLE_COLUMNS from SampleRecords; a frame as it is."""
+    if hasattr(samples, "columns"):
+        return samples
+    from amir_bench.records import records_frame
+
+    return records_frame(list(samples))
+
+
+def majority_correct(problem_ids, extracted, correct) -> dict[str, bool]:
     """Per problem: is the majority-vote answer correct? Answers pool when equal after strip,
     or when both were graded correct (the grader already judged them equivalent to the gold);
     ties go to the answer seen first; samples without an answer do not vote (a problem
-    without any answer is absent)."""
-    votes: dict[tuple[str, object], list[int]] = {}  # (problem, answer key) -> [count, first]
-    for pos, (pid, ans, ok) in enumerate(zip(problem_ids, extracted, correct)):
-        if ans is None or ans != ans:  # None, or NaN from a pandas column
-            continue
-        key = (pid, True if ok else str(ans).strip())  # every correct answer shares one key
-        v = votes.get(key)
-        if v is None:
-            votes[key] = [1, pos]
-        else:
-            v[0] += 1
-    best: dict[str, tuple[int, int, bool]] = {}
-    for (pid, key), (count, first) in votes.items():
-        b = best.get(pid)
-        if b is None or count > b[0] or (count == b[0] and first < b[1]):
-            best[pid] = (count, first, key is True)
-    return {pid: b[2] for pid, b in best.items()}
+    without any answer is absent). Columns as sequences or pandas Series."""
+    import pandas as pd
+
+    d = pd.DataFrame({"pid": np.asarray(problem_ids, dtype=object),
+                      "ans": np.asarray(extracted, dtype=object),
+                      "ok": np.asarray(correct, dtype=bool)})
+    d["pos"] = np.arange(len(d))
+    d = d[d["ans"].notna()]
+    if len(d) == 0:
+        return {}
+    key = d["ans"].astype(str).str.strip().where(~d["ok"].to_numpy(), _CORRECT)
+    g = (d.assign(key=key).groupby(["pid", "key"], sort=False)["pos"].agg(["size", "min"])
+         .reset_index().sort_values(["pid", "size", "min"], ascending=[True, False, True])
+         .drop_duplicates("pid", keep="first"))
+    return dict(zip(g["pid"].tolist(), (g["key"] == _CORRECT).tolist()))
+
+
+_CORRECT = "\x00correct"  # the answer key every correct sample shares
 
 
 def summarize(records: Iterable[SampleRecord],
               n: int | Mapping[str, int] | None = None) -> dict[str, dict]:
-    """{benchmark: metrics} over all records of a run; n is one for all benchmarks or
-    {benchmark: n} (Run.ns); a benchmark without one uses the most samples of a problem."""
-    by_bench: dict[str, list[SampleRecord]] = defaultdict(list)
-    for r in records:
-        by_bench[r.benchmark].append(r)
-    return {b: summarize_benchmark(v, n.get(b) if isinstance(n, Mapping) else n)
-            for b, v in sorted(by_bench.items())}
+    """{benchmark: metrics} over SampleRecords (see summarize_frame)."""
+    return summarize_frame(_as_frame(records), n)

@@ -29,13 +29,28 @@ SCORES = "scores.jsonl"
 
 # Columns of the per-sample frame (Run.to_frame) and the per-score frame (Run.scores).
 SAMPLE_COLUMNS = ("benchmark", "problem_id", "sample_idx", "correct", "num_tokens",
-                  "finish_reason", "extracted")
+                  "finish_reason", "extracted", "grade_status", "extract_mode")
 SCORE_COLUMNS = ("benchmark", "problem_id", "sample_idx", "logprob_mean", "logprob_sum",
                  "num_tokens", "scorer")
 
 
+class _Keyed:
+    """What sample and score records share: the (benchmark, problem, sample) key, one JSON line."""
+
+    benchmark: str
+    problem_id: str
+    sample_idx: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.benchmark, self.problem_id, self.sample_idx)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+
 @dataclass
-class SampleRecord:
+class SampleRecord(_Keyed):
     """One sampled completion of one problem, graded."""
 
     benchmark: str
@@ -53,13 +68,6 @@ class SampleRecord:
     ref_correct: bool | None = None  # another harness's verdict on this sample (imports)
     ref_source: str | None = None  # which harness, task, filter and metric gave ref_correct
     prompt: str | None = None  # the exact prompt, when it was not built from the template
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.benchmark, self.problem_id, self.sample_idx)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SampleRecord":
@@ -82,10 +90,14 @@ _SAMPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(SampleRecord))
 _SAMPLE_REQUIRED = tuple(f.name for f in dataclasses.fields(SampleRecord)
                          if f.default is dataclasses.MISSING
                          and f.default_factory is dataclasses.MISSING)
+# required fields that may not be null (extracted, gen_logprob_sum may)
+_SAMPLE_REQUIRED_NOT_NULL = ("benchmark", "problem_id", "sample_idx", "completion",
+                             "finish_reason", "num_tokens", "correct", "grade_status", "gold")
+_SCORE_REQUIRED = ("benchmark", "problem_id", "sample_idx", "logprob_mean")
 
 
 @dataclass
-class ScoreRecord:
+class ScoreRecord(_Keyed):
     """Teacher-forced log-probs of one sample under a scoring model (temperature 1)."""
 
     benchmark: str
@@ -95,13 +107,6 @@ class ScoreRecord:
     logprob_mean: float  # length-normalized: logprob_sum / num_tokens
     num_tokens: int
     scorer: str = ""  # checkpoint that produced the score
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.benchmark, self.problem_id, self.sample_idx)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ScoreRecord":
@@ -242,26 +247,137 @@ def read_manifest(run_dir: Path) -> dict:
     return m
 
 
+# ---------------------------------------------------------------- frames
+
+
+_ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "bool": "bool_"}
+# every SampleRecord field and its JSON type; the frame keeps SAMPLE_COLUMNS
+_SAMPLE_TYPES = {"benchmark": "str", "problem_id": "str", "sample_idx": "int",
+                 "completion": "str", "finish_reason": "str", "num_tokens": "int",
+                 "gen_logprob_sum": "float", "extracted": "str", "correct": "bool",
+                 "grade_status": "str", "gold": "str", "extract_mode": "str"}
+_SCORE_TYPES = {"benchmark": "str", "problem_id": "str", "sample_idx": "int",
+                "logprob_mean": "float", "logprob_sum": "float", "num_tokens": "int",
+                "scorer": "str"}
+
+
+def _arrow_batches(path: Path, types: dict[str, str], required: Sequence[str],
+                   keep: Sequence[str]):
+    """Yield pyarrow record batches (columns `keep`) of a JSONL file parsed in C++ block by
+    block, every record checked against `types` and for nulls in `required`. Raises
+    _NotFast on anything unusual: the Python reader then names the line."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    schema = pa.schema([(k, getattr(pa, _ARROW_TYPES[t])()) for k, t in types.items()])
+    try:
+        reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=16 << 20),
+                              parse_options=pj.ParseOptions(explicit_schema=schema,
+                                                            unexpected_field_behavior="ignore"))
+        for batch in reader:
+            if any(pc.any(pc.is_null(batch.column(c))).as_py() for c in required):
+                raise _NotFast
+            yield batch.select(list(keep))
+    except (pa.ArrowException, UnicodeDecodeError):
+        raise _NotFast from None
+
+
+class _NotFast(Exception):
+    """The columnar reader cannot vouch for the file; read it record by record."""
+
+
+def _frame_of(batches, keep: Sequence[str]):
+    import pyarrow as pa
+
+    batches = list(batches)
+    if not batches:
+        return _empty_frame(keep)
+    return pa.Table.from_batches(batches).to_pandas()
+
+
+def _empty_frame(keep: Sequence[str]):
+    import pandas as pd
+
+    types = {**_SAMPLE_TYPES, **_SCORE_TYPES}
+    dt = {"str": "str", "int": "int64", "float": "float64", "bool": "bool"}
+    return pd.DataFrame({c: pd.Series(dtype=dt[types[c]]) for c in keep})
+
+
+def records_frame(records: Sequence[Any], columns: Sequence[str] = SAMPLE_COLUMNS):
+    """A frame of the given attributes of records (SampleRecords or ScoreRecords)."""
+    import pandas as pd
+
+    if not records:
+        return _empty_frame(columns)
+    return pd.DataFrame({c: [getattr(r, c, None) for r in records] for c in columns},
+                        columns=list(columns))  # None: a field the records' type lacks
+
+
+def read_samples_frame(path: Path):
+    """samples.jsonl -> frame of SAMPLE_COLUMNS in file order (duplicates kept). Every record
+    is checked like read_samples (all fields present, of their types); the columnar parse is
+    tried first and any surprise goes through read_samples for its `file:line` error."""
+    path = Path(path)
+    try:
+        return _frame_of(_arrow_batches(path, _SAMPLE_TYPES, _SAMPLE_REQUIRED_NOT_NULL,
+                                        SAMPLE_COLUMNS), SAMPLE_COLUMNS)
+    except _NotFast:
+        return records_frame(read_samples(path))
+
+
+def read_samples_where(path: Path, keys: set[tuple[str, str]]) -> list[SampleRecord]:
+    """The SampleRecords (completions included) of the given (benchmark, problem_id) keys, in
+    file order, without holding the rest of the file's records."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    path = Path(path)
+    wanted = pa.array(sorted(f"{b}\x00{p}" for b, p in keys), type=pa.string())
+    out = []
+    try:
+        for batch in _arrow_batches(path, _SAMPLE_TYPES, (), tuple(_SAMPLE_TYPES)):
+            joined = pc.binary_join_element_wise(batch.column("benchmark"),
+                                                 batch.column("problem_id"), "\x00")
+            hit = batch.filter(pc.is_in(joined, value_set=wanted))
+            out += [SampleRecord(**{k: v for k, v in row.items() if k in _SAMPLE_FIELDS})
+                    for row in hit.to_pylist()]
+        return out
+    except _NotFast:
+        return [r for r in read_samples(path) if (r.benchmark, r.problem_id) in keys]
+
+
 # ---------------------------------------------------------------- runs
 
 
-@dataclass
 class Run:
-    """A loaded run directory: manifest, its SampleRecords (file order, de-duplicated), the
-    display label, and (after load_scores) the scores frame."""
+    """A loaded run directory: its manifest, the per-sample frame (to_frame; file order, a
+    repeated (benchmark, problem_id, sample_idx) dropped and counted), the display label,
+    and on demand its SampleRecords (samples) and scores frame (load_scores)."""
 
-    path: Path
-    manifest: dict
-    samples: list[SampleRecord] = field(default_factory=list)
-    label: str = ""
-    duplicates_dropped: int = 0
-    scores: Any = None  # pandas.DataFrame of SCORE_COLUMNS once load_scores() ran
-    _frame: Any = field(default=None, repr=False, compare=False)
-    _max_idx: dict | None = field(default=None, repr=False, compare=False)
+    def __init__(self, path: PathLike, manifest: dict, samples: Sequence[SampleRecord] | None = None,
+                 label: str = "", frame: Any = None, duplicates_dropped: int = 0) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self.label = label or self.path.name
+        self.duplicates_dropped = duplicates_dropped
+        self.scores: Any = None  # pandas.DataFrame of SCORE_COLUMNS once load_scores() ran
+        self._samples = list(samples) if samples is not None else None
+        self._frame = frame
+        self._max_idx: dict[str, int] | None = None
 
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
-        self.label = self.label or self.path.name
+    @property
+    def samples(self) -> list[SampleRecord]:
+        """Every SampleRecord, completions included (read from the file on first use)."""
+        if self._samples is None:
+            self._samples = dedupe(read_samples(self.path / SAMPLES))[0]
+        return self._samples
+
+    def to_frame(self):
+        """pandas frame of SAMPLE_COLUMNS, one row per sample in file order (built once)."""
+        if self._frame is None:
+            self._frame = records_frame(self.samples)
+        return self._frame
 
     @property
     def benchmarks(self) -> list[str]:
@@ -270,11 +386,9 @@ class Run:
 
     def _sample_idx_max(self) -> dict[str, int]:
         if self._max_idx is None:
-            m: dict[str, int] = {}
-            for r in self.samples:
-                if r.sample_idx > m.get(r.benchmark, -1):
-                    m[r.benchmark] = r.sample_idx
-            self._max_idx = m
+            df = self.to_frame()
+            self._max_idx = {str(b): int(v) for b, v in
+                             df.groupby("benchmark", sort=True)["sample_idx"].max().items()}
         return self._max_idx
 
     def n_for(self, bench: str) -> int:
@@ -318,41 +432,28 @@ class Run:
         out = {"label": self.label, "path": str(self.path), "n": self.n,
                "checkpoint": ck.get("path"), "checkpoint_sha256": ck.get("sha256"),
                "backend": m.get("backend"), "created_at": m.get("created_at"),
-               "samples": len(self.samples)}
+               "samples": int(len(self.to_frame()))}
         if len(set(self.ns.values())) > 1:
             out["n_per_benchmark"] = self.ns
         return out
 
-    def to_frame(self):
-        """pandas frame of SAMPLE_COLUMNS, one row per sample in file order (built once)."""
-        if self._frame is None:
-            self._frame = samples_frame(self.samples)
-        return self._frame
-
     def load_scores(self) -> Any:
         """Read scores.jsonl into self.scores (a frame of SCORE_COLUMNS) once; returns it."""
         if self.scores is None:
-            import pandas as pd
-
-            recs = read_scores(self.path)
-            self.scores = pd.DataFrame({c: [getattr(r, c) for r in recs] for c in SCORE_COLUMNS},
-                                       columns=list(SCORE_COLUMNS))
+            spath = self.path / SCORES
+            if not spath.exists():
+                raise UserError(f"{self.path}: no {SCORES}; run `amir-bench score {self.path}` "
+                                "first")
+            try:
+                df = _frame_of(_arrow_batches(spath, _SCORE_TYPES, _SCORE_REQUIRED,
+                                              SCORE_COLUMNS), SCORE_COLUMNS)
+                df["scorer"] = df["scorer"].fillna("")
+            except _NotFast:
+                df = records_frame(read_scores(self.path), SCORE_COLUMNS)
+            if len(df) == 0:
+                raise UserError(f"{spath}: empty; run `amir-bench score {self.path}` first")
+            self.scores = df
         return self.scores
-
-
-def samples_frame(samples: Sequence[SampleRecord]):
-    """pandas frame of SAMPLE_COLUMNS, one row per record, in the given order."""
-    import pandas as pd
-
-    return pd.DataFrame({
-        "benchmark": [r.benchmark for r in samples],
-        "problem_id": [r.problem_id for r in samples],
-        "sample_idx": pd.array([r.sample_idx for r in samples], dtype="int64"),
-        "correct": pd.array([r.correct for r in samples], dtype=bool),
-        "num_tokens": pd.array([r.num_tokens for r in samples], dtype="int64"),
-        "finish_reason": [r.finish_reason for r in samples],
-        "extracted": [r.extracted for r in samples],
-    }, columns=list(SAMPLE_COLUMNS))
 
 
 def _entry(d: Any, key: str) -> dict:
@@ -376,16 +477,19 @@ class RunSet:
 
 
 def load_run(run_dir: PathLike, label: str = "") -> Run:
-    """Read manifest, then samples (de-duplicated); a missing or broken file is a one-line
-    UserError. A run with no samples loads (empty); load_runs refuses it."""
+    """Read manifest, then samples into the run's frame (a repeated key keeps its first
+    record); a missing or broken file is a one-line UserError. A run with no samples loads
+    (empty); load_runs refuses it."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     spath = run_dir / SAMPLES
     if not spath.exists():
         raise UserError(f"{run_dir}: run has no {SAMPLES}")
-    samples, dropped = dedupe(read_samples(spath))
-    return Run(path=run_dir, manifest=manifest, samples=samples, label=label,
-               duplicates_dropped=dropped)
+    df = read_samples_frame(spath)
+    dup = df.duplicated(["benchmark", "problem_id", "sample_idx"], keep="first").to_numpy()
+    if dup.any():
+        df = df[~dup].reset_index(drop=True)
+    return Run(run_dir, manifest, label=label, frame=df, duplicates_dropped=int(dup.sum()))
 
 
 def load_runs(run_dirs: Iterable[PathLike] | RunSet, names: Sequence[str] | None = None, *,
@@ -402,7 +506,7 @@ def load_runs(run_dirs: Iterable[PathLike] | RunSet, names: Sequence[str] | None
         labels = check_names(names, len(paths)) if names else run_labels(paths)
         rs = RunSet([load_run(p, label) for p, label in zip(paths, labels)])
         for r in rs.runs:
-            if not r.samples:
+            if len(r.to_frame()) == 0:
                 raise UserError(f"{r.path}: {SAMPLES} holds no samples")
     if scores:
         for r in rs.runs:

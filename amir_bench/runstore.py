@@ -12,8 +12,8 @@ from typing import Sequence
 
 from amir_bench import __version__
 from amir_bench.errors import UserError
+from amir_bench.metrics import summarize_frame
 from amir_bench.runlock import has_content
-from amir_bench.metrics import summarize
 from amir_bench.jsonio import atomic_write_json, atomic_write_jsonl, truncate_partial_tail
 from amir_bench.records import (MANIFEST, SAMPLES, SUMMARY, Run, SampleRecord, dedupe, load_run,
                                 read_manifest, read_samples)
@@ -137,9 +137,8 @@ def write_summary(run_dir: Path, records: Sequence[SampleRecord] | None = None,
         if manifest is not None:
             run.manifest = manifest
     else:
-        run = Run(path=run_dir, manifest=manifest or read_manifest(run_dir),
-                  samples=list(records))
-    summary = summarize(run.samples, run.ns)
+        run = Run(run_dir, manifest or read_manifest(run_dir), samples=records)
+    summary = summarize_frame(run.to_frame(), run.ns)
     atomic_write_json(run_dir / SUMMARY, summary)
     return summary
 

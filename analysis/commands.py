@@ -12,9 +12,14 @@ from typing import List, Optional
 
 import typer
 
-from analysis.fmt import MISSING, estimate_ci, num, pct, snum
+from analysis.fmt import MISSING, estimate_ci, num, pct, snum, with_all
 
 RUNS_HELP = "run directories (manifest.json + samples.jsonl)"
+
+
+# options every analysis command takes (one declaration, shared)
+SEED_OPTION = typer.Option(0, "--seed", help="bootstrap seed")
+RESAMPLES_OPTION = typer.Option(10_000, "--resamples", help="bootstrap resamples")
 
 
 def _snum4(x) -> str:
@@ -66,9 +71,7 @@ def coverage_tables(result: dict) -> list:
     from rich.table import Table
 
     labels = result["labels"]
-    scopes = list(result["benchmarks"].items())
-    if len(scopes) > 1:
-        scopes.append(("overall", result["overall"]))
+    scopes = with_all(result["benchmarks"], result["overall"], "overall")
     part = Table(title=f"coverage partition · solved = {result['criterion']} · "
                        f"problems (% of those solved by any run)", title_justify="left")
     for lab in labels:
@@ -125,8 +128,8 @@ def coverage_cmd(
     force: bool = typer.Option(False, "--force",
                                help="compare incomparable runs on their shared problems"),
     out: Path = typer.Option(Path("coverage.json"), "--out", help="JSON output file"),
-    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-    resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
+    seed: int = SEED_OPTION,
+    resamples: int = RESAMPLES_OPTION,
     by: Optional[List[str]] = typer.Option(None, "--by",
                                            help="also break the comparison down by subject | "
                                                 "level | difficulty (repeatable)"),
@@ -269,9 +272,7 @@ def length_tables(result: dict) -> list:
 
     for lab in result["labels"]:
         pr = result["per_run"][lab]
-        scopes = list(pr["benchmarks"].items())
-        if len(scopes) > 1:
-            scopes.append(("overall", pr["overall"]))
+        scopes = with_all(pr["benchmarks"], pr["overall"], "overall")
         for b, s in scopes:
             q = " ".join(f"{100 * x['accuracy']:.0f}" for x in s["quintiles"])
             t.add_row(lab, b, str(s["samples"]), pct(s["accuracy"]),
@@ -285,9 +286,7 @@ def length_tables(result: dict) -> list:
         for col in ("a → b", "benchmark", "problems", "mean a", "mean b", "Δ mean"):
             p.add_column(col, justify="left" if col in ("a → b", "benchmark") else "right")
         for pair in result["pairs"]:
-            scopes = list(pair["benchmarks"].items())
-            if len(scopes) > 1 and pair["overall"]:
-                scopes.append(("overall", pair["overall"]))
+            scopes = with_all(pair["benchmarks"], pair["overall"], "overall")
             for b, s in scopes:
                 p.add_row(f"{pair['a']} → {pair['b']}", b, str(s["problems"]),
                           f"{s['mean_a']:.0f}", f"{s['mean_b']:.0f}", estimate_ci(s["diff"], snum))
@@ -298,8 +297,8 @@ def length_tables(result: dict) -> list:
 def length_cmd(
     runs: List[Path] = typer.Argument(..., help=RUNS_HELP, show_default=False, metavar="RUN"),
     out: Path = typer.Option(Path("length.json"), "--out", help="JSON output file"),
-    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-    resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
+    seed: int = SEED_OPTION,
+    resamples: int = RESAMPLES_OPTION,
 ) -> None:
     """Length bias: lengths of correct vs incorrect samples, truncation, quintiles, r_pb."""
     from analysis.length import length_bias
@@ -321,9 +320,7 @@ def margin_tables(result: dict) -> list:
         t.add_column(col, justify="left" if col in ("run", "benchmark") else "right")
     for lab in result["labels"]:
         pr = result["per_run"][lab]
-        scopes = list(pr["benchmarks"].items())
-        if len(scopes) > 1:
-            scopes.append(("overall", pr["overall"]))
+        scopes = with_all(pr["benchmarks"], pr["overall"], "overall")
         for b, s in scopes:
             pp = s["pairs"]
             t.add_row(lab, b, f"{s['problems_mixed']}/{s['problems']}",
@@ -339,8 +336,8 @@ def margin_cmd(
                                       metavar="RUN",
                                       show_default=False),
     out: Path = typer.Option(Path("margin.json"), "--out", help="JSON output file"),
-    seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-    resamples: int = typer.Option(10_000, "--resamples", help="bootstrap resamples"),
+    seed: int = SEED_OPTION,
+    resamples: int = RESAMPLES_OPTION,
 ) -> None:
     """Log-prob margin between correct and incorrect samples (needs `amir-bench score`)."""
     from analysis.margin import margin

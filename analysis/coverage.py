@@ -13,9 +13,10 @@ from amir_bench.jsonio import jsonable
 from amir_bench.records import PathLike, RunSet, load_runs
 
 from analysis.runs import align, reorder
-from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means, bootstrap_p_value,
+from analysis.stats import (DEFAULT_RESAMPLES, bootstrap_means,
                             bootstrap_summary, ci_dict, combine_strata, mcnemar_exact,
-                            problems_needed, samples_needed, stratum_seed)
+                            problems_needed, samples_needed, stratum_seed,
+                            wald_p_value)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -130,7 +131,7 @@ def _fill_diffs(block: dict, diffs, reps, names: list[str]) -> None:
 
     summ = bootstrap_summary(diffs.mean(axis=0) if len(diffs) else
                              np.full(diffs.shape[1], np.nan), reps)
-    pv = bootstrap_p_value(reps) if len(diffs) else np.full(diffs.shape[1], np.nan)
+    pv = wald_p_value(summ["estimate"], summ["se"])
     col = 0
     for pair in block["pairs"]:
         for name in names:

@@ -1,10 +1,10 @@
-"""Number formatting shared by the analysis tables (CLI) and the report: one missing-value
-mark, percentages, signed differences, CIs and p-values."""
+"""Display helpers shared by the analysis tables (CLI) and the report: one missing-value
+mark, percentages, signed differences, CIs and p-values, and which scopes a table shows."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 MISSING = "—"
 
@@ -51,3 +51,12 @@ def estimate_ci(d: dict | None, fmt=spct) -> str:
         return MISSING
     ci = ci_text(d, fmt)
     return f"{fmt(d['estimate'])} {ci}" if ci else fmt(d["estimate"])
+
+
+def with_all(per_bench: Mapping[str, Any], overall: Any, name: str = "all") -> list[tuple[str, Any]]:
+    """(scope, block) per benchmark, then (name, overall) when there are several benchmarks
+    (with one, the pooled row would repeat it)."""
+    out = list(per_bench.items())
+    if len(out) > 1 and overall:
+        out.append((name, overall))
+    return out

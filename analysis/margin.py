@@ -27,8 +27,25 @@ def _joined(run):
 
     keys = ["benchmark", "problem_id", "sample_idx"]
     sc = run.scores.drop_duplicates(keys, keep="first")
-    j = run.to_frame()[keys + ["correct"]].merge(sc[keys + ["logprob_mean", "scorer"]], on=keys,
-                                         how="left", indicator=True)
+    df = run.to_frame()
+    if len(sc) == len(df) and all(np.array_equal(sc[k].to_numpy(), df[k].to_numpy())
+                                  for k in keys):
+        # `amir-bench score` writes in sample order: then the join is by position
+        j = df[keys + ["correct"]].assign(logprob_mean=sc["logprob_mean"].to_numpy(),
+                                          scorer=sc["scorer"].to_numpy())
+    else:
+        j = _merge_scores(run, df, sc, keys)
+    bad = ~np.isfinite(j["logprob_mean"].to_numpy(dtype=np.float64))
+    if bad.any():
+        raise UserError(f"{run.path}: scores.jsonl has {int(bad.sum())} non-finite logprob_mean "
+                        f"value(s); re-score with `amir-bench score {run.path}`")
+    return j
+
+
+def _merge_scores(run, df, sc, keys: list[str]):
+    """Samples left-joined with scores on the keys; a missing or an extra score is an error."""
+    j = df[keys + ["correct"]].merge(sc[keys + ["logprob_mean", "scorer"]], on=keys,
+                                     how="left", indicator=True)
     missing = int((j["_merge"] == "left_only").sum())
     if missing:
         raise UserError(f"{run.path}: scores.jsonl covers {len(j) - missing} of {len(j)} "
@@ -37,12 +54,7 @@ def _joined(run):
     if extra > 0:
         raise UserError(f"{run.path}: scores.jsonl has {extra} record(s) that match no sample "
                         f"(scored another run?); re-run `amir-bench score {run.path}`")
-    j = j.drop(columns="_merge")
-    bad = ~np.isfinite(j["logprob_mean"].to_numpy(dtype=np.float64))
-    if bad.any():
-        raise UserError(f"{run.path}: scores.jsonl has {int(bad.sum())} non-finite logprob_mean "
-                        f"value(s); re-score with `amir-bench score {run.path}`")
-    return j
+    return j.drop(columns="_merge")
 
 
 def _stats(codes, ell, ok, pid_of_code, *, seed, resamples: int,

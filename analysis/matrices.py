@@ -149,9 +149,10 @@ def frame_from_records(records: Sequence[Any]):
     (amir_bench.records.load_run(...).samples). Reasoning tokens: the record's own
     `reasoning_tokens` where it carries one, else estimated for completions with a
     `</think>` as num_tokens x the character share up to its end; NaN otherwise."""
-    from amir_bench.records import samples_frame
+    from amir_bench.records import records_frame
 
-    df = samples_frame(records)
+    df = records_frame(records).astype({"sample_idx": "int64", "num_tokens": "int64",
+                                        "correct": bool})
     df["reasoning_tokens"] = _reasoning_tokens(records, df["num_tokens"].to_numpy())
     return df.drop_duplicates(["benchmark", "problem_id", "sample_idx"], keep="first")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--goal", type=float, default=GOAL_S, help="wall-time goal in seconds")
     ap.add_argument("--out", type=Path, default=None, help="keep runs and report here")
     ap.add_argument("--json", type=Path, default=None, help="also write the timings as JSON")
+    ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out")
     a = ap.parse_args(argv)
 
     work = a.out or Path(tempfile.mkdtemp(prefix="amir-perf-"))
@@ -51,10 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         from analysis.synthetic import make_synthetic_runs
 
         t0 = time.perf_counter()
-        runs = make_synthetic_runs(work / "runs", a.runs, a.records, a.seed, n=a.n)
+        runs = sorted((work / "runs").glob("run*")) if a.reuse else []
+        if not runs:
+            runs = make_synthetic_runs(work / "runs", a.runs, a.records, a.seed, n=a.n)
         gen = time.perf_counter() - t0
         n_samples = sum(sum(1 for _ in open(r / "samples.jsonl", encoding="utf-8")) for r in runs)
-        print(f"generated {len(runs)} runs, {n_samples} samples in {gen:.2f}s (not timed below)")
+        print(f"generated or found {len(runs)} runs, {n_samples} samples in {gen:.2f}s "
+              "(not timed below)")
 
         load_before = os.getloadavg()[0]
         cpu0 = time.process_time()

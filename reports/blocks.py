@@ -24,6 +24,7 @@ class Heading:
 class Para:
     text: str
     note: bool = False  # rendered muted / as a quote
+    warn: bool = False  # rendered as a warning banner
 
 
 @dataclass
@@ -96,7 +97,8 @@ def to_markdown(blocks: Sequence[Block], figures: dict[str, str]) -> str:
         if isinstance(b, Heading):
             out.append("#" * b.level + " " + md_text(b.text) + "\n")
         elif isinstance(b, Para):
-            out.append(("> " if b.note else "") + md_text(b.text) + "\n")
+            lead = "> **Warning:** " if b.warn else ("> " if b.note else "")
+            out.append(lead + md_text(b.text) + "\n")
         elif isinstance(b, Table):
             if b.caption:
                 out.append(md_text(b.caption) + "\n")

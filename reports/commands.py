@@ -35,6 +35,8 @@ def report_cmd(
         raise UserError("--resamples must be at least 1")
     data = build_report(runs, out, train_logs=train_log or (), names=name or None, seed=seed,
                         force=force, resamples=resamples)
+    for w in data["warnings"]:
+        typer.echo(f"warning: {w}", err=True)
     for note in data["notes"]:
         typer.echo(f"note: {note}", err=True)
     for w in data["setup_warnings"]:

@@ -98,6 +98,7 @@ dd { margin: 0; word-break: break-all; }
 details { margin: 4px 0 12px; }
 summary { cursor: pointer; color: var(--accent); }
 .ok { color: var(--good); } .no { color: var(--bad); }
+p.warn { background: #fff4e5; border-left: 4px solid #f08c00; padding: 6px 10px; margin: 6px 0; }
 """
 
 # No script may run and nothing may load from outside the file (defense in depth: the
@@ -145,7 +146,7 @@ def _render(blocks, figures: Mapping[str, bytes]) -> list[Markup]:
         if isinstance(b, Heading):
             out.append(tag(f"h{max(1, min(4, b.level))}", b.text, id=b.anchor))
         elif isinstance(b, Para):
-            out.append(tag("p", b.text, class_="note" if b.note else None))
+            out.append(tag("p", b.text, class_="warn" if b.warn else ("note" if b.note else None)))
         elif isinstance(b, Table):
             head = tag("thead", tag("tr", *[tag("th", h) for h in b.header]))
             body = tag("tbody", *[tag("tr", *[_cell(c) for c in row]) for row in b.rows])

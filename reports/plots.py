@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from typing import Mapping, Sequence
 
 DPI = 90
@@ -54,6 +55,24 @@ def _grid(n_panels: int, ncols: int = 3, w: float = 4.2, h: float = 3.2):
     for ax in flat[n_panels:]:
         ax.set_visible(False)
     return fig, flat[:n_panels]
+
+
+def _suptitle(fig, text: str, fontsize: float = 11) -> None:
+    """A figure title wrapped to the figure's width (a one-panel figure is narrow: an unwrapped
+    title would be clipped at both edges), with the top margin grown to fit its lines."""
+    width, height = fig.get_size_inches()
+    chars = max(20, int(width * 72 / (0.55 * fontsize)))  # ~0.55 em per character
+    lines = textwrap.wrap(text, chars) or [""]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+    top = 1.0 - (0.45 + 0.22 * len(lines) + 0.25) / height
+    fig.subplots_adjust(top=min(fig.subplotpars.top, top))
+
+
+def _integer_axis(axis) -> None:
+    """Integer ticks only (quintile numbers, training steps)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 # ------------------------------------------------------------------ coverage: Venn / UpSet
@@ -144,7 +163,7 @@ def coverage_figure(names: Sequence[str], panels: Sequence[tuple[str, Mapping[tu
             _draw_venn(ax, names, cells, title)
         else:
             _draw_upset(ax, names, cells, title)
-    fig.suptitle("Problems solved: partition over runs", fontsize=11)
+    _suptitle(fig, "Problems solved: partition over runs")
     return to_png(fig)
 
 
@@ -202,8 +221,8 @@ def length_figure(frame, names: Sequence[str], benchmarks: Sequence[str]) -> byt
     if axes:
         axes[0].legend(handles=[Patch(color=LENGTH_COLORS[True], label="correct"),
                                 Patch(color=LENGTH_COLORS[False], label="incorrect")], fontsize=7)
-    fig.suptitle("Completion length by correctness (boxes: IQR and median; whiskers: 1.5×IQR)",
-                 fontsize=11)
+    _suptitle(fig, "Completion length by correctness (boxes: IQR and median; whiskers: "
+                   "1.5×IQR)")
     return to_png(fig)
 
 
@@ -221,10 +240,11 @@ def quintile_figure(series: Mapping[str, Mapping[str, Sequence[tuple[float, floa
             ax.plot(xs, ys, marker="o", ms=4, label=name, color=PALETTE[i % len(PALETTE)])
         ax.set_title(bench, fontsize=10)
         ax.set_xlabel("length quintile")
+        _integer_axis(ax.xaxis)
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7)
-    fig.suptitle("Accuracy by completion-length quintile", fontsize=11)
+    _suptitle(fig, "Accuracy by completion-length quintile")
     return to_png(fig)
 
 
@@ -266,8 +286,8 @@ def margin_figure(frame, names: Sequence[str], benchmarks: Sequence[str], value_
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_title(bench, fontsize=10)
         ax.set_ylabel(value_label)
-    fig.suptitle("Log-prob margin per problem: mean ℓ(correct) − mean ℓ(incorrect) "
-                 "(bar: IQR, dot: median)", fontsize=11)
+    _suptitle(fig, "Log-prob margin per problem: mean ℓ(correct) − mean ℓ(incorrect) "
+                   "(bar: IQR, dot: median)")
     return to_png(fig)
 
 
@@ -287,13 +307,20 @@ def training_figure(panels: Sequence[tuple[str, Sequence[Curve]]]) -> bytes:
             if ln[0] not in log_names:
                 log_names.append(ln[0])
     styles = ["-", "--", ":", "-."]
+    steps_all = [x for _, lines in panels for ln in lines for x in ln[2]]
+    lo, hi = (min(steps_all), max(steps_all)) if steps_all else (0.0, 1.0)
+    # one step range for every panel (a key logged at one step alone still sits on the axis
+    # the others use), never narrower than 1 so the integer ticks have room
+    pad = max(0.5, 0.03 * (hi - lo))
+    xlim = (lo - pad, hi + pad) if hi > lo else (lo - 1.0, lo + 1.0)
     for ax, (title, lines) in zip(axes, panels):
         labels = sorted({ln[1] for ln in lines})
         for log, label, steps, vals, std in lines:
             color = PALETTE[log_names.index(log) % len(PALETTE)]
             ls = styles[labels.index(label) % len(styles)]
             text = log if len(labels) == 1 else f"{log}: {label}"
-            ax.plot(steps, vals, color=color, ls=ls, lw=1.3, label=text)
+            ax.plot(steps, vals, color=color, ls=ls, lw=1.3, label=text,
+                    marker="o" if len(steps) < 3 else None, ms=4)  # one point draws no line
             if std is not None:
                 import numpy as np
 
@@ -301,6 +328,40 @@ def training_figure(panels: Sequence[tuple[str, Sequence[Curve]]]) -> bytes:
                 ax.fill_between(steps, v - s, v + s, color=color, alpha=0.15, lw=0)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
+        ax.set_xlim(*xlim)
+        _integer_axis(ax.xaxis)
         ax.legend(fontsize=7)
-    fig.suptitle("Training curves", fontsize=11)
+    _suptitle(fig, "Training curves")
+    return to_png(fig)
+
+
+# ------------------------------------------------------------------------ headline
+
+
+# one forest row: (benchmark, "A → B", estimate, ci_low, ci_high), in points
+ForestRow = tuple[str, str, float, "float | None", "float | None"]
+
+
+def forest_figure(rows: Sequence[ForestRow], metric: str = "avg@n") -> bytes:
+    """Paired differences with their 95 % CIs, one line per benchmark and pair; filled when the
+    CI excludes 0."""
+    plt = _plt()
+    height = 1.3 + 0.32 * len(rows)
+    fig, ax = plt.subplots(figsize=(7.2, height))
+    fig.subplots_adjust(left=0.42, right=0.96, bottom=0.7 / height, top=1.0 - 0.5 / height)
+    ys = list(range(len(rows)))[::-1]
+    pairs = sorted({r[1] for r in rows}, key=[r[1] for r in rows].index)
+    for y, (bench, pair, est, lo, hi) in zip(ys, rows):
+        color = PALETTE[pairs.index(pair) % len(PALETTE)]
+        sig = lo is not None and hi is not None and (lo > 0 or hi < 0)
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [y, y], color=color, lw=1.6)
+        ax.scatter([est], [y], s=28, color=color if sig else "white", edgecolor=color, zorder=3,
+                   lw=1.4)
+    ax.axvline(0.0, color="#5b6475", lw=0.8, ls="--")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"{b} · {p}" for b, p, *_ in rows], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(f"Δ {metric} (percentage points, B − A) with 95% CI")
+    ax.set_title("Paired differences (filled: the CI excludes 0)", fontsize=10)
     return to_png(fig)

@@ -1,8 +1,9 @@
 """Build a run comparison report: report.md, ONE self-contained report.html, report.json.
 
-`build_report` loads each run once (amir_bench.records.load_run), recomputes the metrics from
-samples.jsonl (summary.json is only checked, never trusted), hands the same frames to the
-analyses (coverage, length bias, margin), draws the figures, and renders both documents from
+`build_report` loads each run once (amir_bench.records.load_runs: one per-sample frame per
+run), recomputes the metrics from it (summary.json is only checked, never trusted), hands the
+same runs to the analyses (coverage, length bias, margin), reads the completions of only the
+problems the drill-down shows, draws the figures, and renders both documents from
 one data dict that is also written as report.json, so every number in report.md can be
 checked against it. Everything is rendered in memory first and each file is written
 atomically (temp file + rename): bad input or a failure leaves no half-written report.
@@ -15,6 +16,7 @@ which compares the shared problems (analysis.coverage decides and says how many 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -26,7 +28,8 @@ from typing import Any, Sequence
 from amir_bench import __version__
 from amir_bench.errors import UserError
 from amir_bench.jsonio import atomic_write_bytes, jsonable
-from amir_bench.records import SCORES, SUMMARY, Run, RunSet, iter_jsonl, load_runs, run_labels
+from amir_bench.records import (SAMPLES, SCORES, SUMMARY, Run, RunSet, dedupe, iter_jsonl,
+                                load_runs, read_samples_where, run_labels)
 from amir_bench.setup_compare import prompt_label, setup_warnings
 
 from analysis.fmt import is_num
@@ -65,34 +68,29 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path,
     Returns the report data (what report.json holds). Bad input raises UserError before
     anything is written. `timings`, when given, receives wall seconds per stage.
     """
-    import time
-
-    clock = time.perf_counter
     t: dict = timings if timings is not None else {}
-    t0 = clock()
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a directory")
-    ctx = load_context(run_dirs, names, seed=seed, force=force, resamples=resamples)
-    logs = load_train_logs(train_logs)
-    t["load"] = clock() - t0
-    data = collect(ctx, logs, timings=t)
-    t1 = clock()
-    figures = make_figures(ctx, data)
-    t["figures"] = clock() - t1
-    t1 = clock()
-    data["figures"] = {key: f"figures/{key}.png" for key in figures}
-    data = jsonable(data)
-    from reports.blocks import to_markdown
-    from reports.html import render_page
-    from reports.sections import build_blocks
+    with _timed(t, "report total"):
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"--out {out_dir}: exists and is not a directory")
+        with _timed(t, "load"):
+            ctx = load_context(run_dirs, names, seed=seed, force=force, resamples=resamples)
+            logs = load_train_logs(train_logs)
+        data = collect(ctx, logs, timings=t)
+        with _timed(t, "figures"):
+            figures = make_figures(ctx, data)
+        with _timed(t, "render+write"):
+            data["figures"] = {key: f"figures/{key}.png" for key in figures}
+            data = jsonable(data)
+            from reports.blocks import to_markdown
+            from reports.html import render_page
+            from reports.sections import build_blocks
 
-    blocks = build_blocks(data)
-    md = to_markdown(blocks, data["figures"])
-    page = render_page(data["title"], blocks, figures)
-    write_outputs(out_dir, data, md, page, figures)
-    t["render+write"] = clock() - t1
-    t["report total"] = clock() - t0
+            blocks = build_blocks(data)
+            md = to_markdown(blocks, data["figures"])
+            page = render_page(data["title"], blocks, figures)
+            write_outputs(out_dir, data, md, page, figures)
+
     return data
 
 
@@ -181,21 +179,27 @@ def _parses(raw: bytes) -> bool:
 # ============================================================================ data
 
 
-def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict:
-    """Everything the documents show, as one JSON-able dict (report.json)."""
+@contextlib.contextmanager
+def _timed(t: dict, key: str):
+    """Add the wall seconds of the block to t[key], its process CPU seconds to t["cpu"][key]."""
     import time
 
-    t = timings if timings is not None else {}
-    notes: list[str] = []
-    multi = len(ctx.runs) >= 2
-    if not multi:
-        notes.append("Single run: the comparison sections (A → B table, coverage partition, "
-                     "paired length differences, drill-down of disagreements) are omitted; give "
-                     "two or more runs to compare them.")
-    t0 = time.perf_counter()
-    from amir_bench.metrics import summarize
+    t0, c0 = time.perf_counter(), time.process_time()
+    yield
+    t[key] = t.get(key, 0.0) + time.perf_counter() - t0
+    cpu = t.setdefault("cpu", {})
+    cpu[key] = cpu.get(key, 0.0) + time.process_time() - c0
 
-    summaries = {run.label: summarize(run.samples, run.ns) for run in ctx.runs}
+
+def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict:
+    """Everything the documents show, as one JSON-able dict (report.json)."""
+    from amir_bench.metrics import summarize_frame
+    from reports.headline import apply_holm, headline, warnings
+
+    t = timings if timings is not None else {}
+    multi = len(ctx.runs) >= 2
+    with _timed(t, "summaries"):
+        summaries = {run.label: summarize_frame(run.to_frame(), run.ns) for run in ctx.runs}
     data: dict[str, Any] = {
         "kind": "report",
         "title": "amir-bench report: " + " vs ".join(ctx.names),
@@ -209,46 +213,51 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
         "setup_warnings": setup_warnings([r.manifest for r in ctx.runs], ctx.names) if multi
         else [],
         "main_table": main_table(summaries),
-        "coverage": None,
-        "length": None,
-        "margin": None,
-        "margin_note": None,
-        "training": logs,
-        "drilldown": None,
+        "coverage": None, "multiple_comparisons": None, "length": None, "margin": None,
+        "margin_note": None, "training": logs, "drilldown": None,
     }
-    t["summaries"] = time.perf_counter() - t0
     if multi:
         from analysis.coverage import coverage
 
-        t0 = time.perf_counter()
-        data["coverage"] = coverage(ctx.runset, criterion="any", force=ctx.force, seed=ctx.seed,
-                                    resamples=ctx.resamples)
-        t["coverage"] = time.perf_counter() - t0
-        data["main_table"].update(comparisons_from_coverage(data["coverage"]))
+        with _timed(t, "coverage"):
+            cov = data["coverage"] = coverage(ctx.runset, criterion="any", force=ctx.force,
+                                              seed=ctx.seed, resamples=ctx.resamples)
+        data["multiple_comparisons"] = apply_holm(
+            cov, ["avg@n"] + [f"pass@{k}" for k in cov["ks"] if k > 1])
+        data["main_table"].update(comparisons_from_coverage(cov))
+    data["headline"] = headline(summaries, ctx.names, data["coverage"])
     from analysis.length import length_bias
 
-    t0 = time.perf_counter()
-    data["length"] = length_bias(ctx.runset, seed=ctx.seed, resamples=ctx.resamples)
-    t["length"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    data["margin"], data["margin_note"] = run_margin(ctx)
-    if data["margin_note"]:
+    with _timed(t, "length"):
+        data["length"] = length_bias(ctx.runset, seed=ctx.seed, resamples=ctx.resamples)
+    with _timed(t, "margin"):
+        data["margin"], data["margin_note"] = run_margin(ctx)
+    data["warnings"] = warnings(summaries, data["margin_note"], data["margin"] is not None)
+    if multi:
+        with _timed(t, "drilldown"):
+            data["drilldown"] = drilldown(ctx, data["coverage"])
+    data["notes"] = _notes(ctx, logs, data)
+    return data
+
+
+def _notes(ctx: Context, logs: list[dict], data: dict) -> list[str]:
+    """What the reader should know about the inputs (not warnings about the results)."""
+    notes = []
+    if len(ctx.runs) < 2:
+        notes.append("Single run: the comparison sections (A → B table, coverage partition, "
+                     "paired length differences, drill-down of disagreements) are omitted; give "
+                     "two or more runs to compare them.")
+    if data["margin"] is not None and data["margin_note"]:
         notes.append(data["margin_note"])
-    t["margin"] = time.perf_counter() - t0
     for run in ctx.runs:
         if run.duplicates_dropped:
-            notes.append(f"{run.label}: {run.duplicates_dropped} duplicate sample(s) (same benchmark, "
-                         "problem and sample_idx) were ignored by the analyses.")
+            notes.append(f"{run.label}: {run.duplicates_dropped} duplicate sample(s) (same "
+                         "benchmark, problem and sample_idx) were ignored by the analyses.")
     for lg in logs:
         if lg["partial_last_line_skipped"]:
             notes.append(f"Training log {lg['name']}: its last line is incomplete (a trainer "
                          "still writing?) and was skipped.")
-    if multi:
-        t0 = time.perf_counter()
-        data["drilldown"] = drilldown(ctx, data["coverage"])
-        t["drilldown"] = time.perf_counter() - t0
-    data["notes"] = notes
-    return data
+    return notes
 
 
 def run_margin(ctx: Context) -> tuple[dict | None, str | None]:
@@ -298,12 +307,13 @@ def provenance(run: Run, summary: dict) -> dict:
         "template": m.get("template"),
         "prompt": prompt_label(m),
         "decoding": dec if isinstance(dec, dict) else {},
+        "n_per_benchmark": run.ns,
         "shard": m.get("shard"),
         "created_at": m.get("created_at"),
         "amir_bench_version": m.get("amir_bench_version"),
         "package_versions": {str(k): str(v) for k, v in pv.items()} if isinstance(pv, dict) else {},
         "benchmarks": benches,
-        "samples": len(run.samples) + run.duplicates_dropped,  # lines in samples.jsonl
+        "samples": len(run.to_frame()) + run.duplicates_dropped,  # records in samples.jsonl
         "duplicate_samples_ignored": run.duplicates_dropped,
         "summary_json": _summary_check(run, summary),
     }
@@ -367,25 +377,29 @@ POOLED = "all (pooled problems)"
 
 
 def comparisons_from_coverage(cov: dict) -> dict:
-    """A → B (gain) [CI] per pair, benchmark and metric, from coverage's paired bootstrap.
+    """A → B (gain) [CI], p and Holm p per pair, benchmark (pooled too, with several) and
+    metric, from coverage's paired bootstrap.
 
     Values are on the problems coverage compared (all of them unless --force dropped some).
     pass@1 is omitted: it equals avg@n.
     """
+    from reports.headline import scopes
+
     metrics = ["avg@n"] + [f"pass@{k}" for k in cov["ks"] if k > 1]
     rows = []
-    scopes = list(cov["benchmarks"].items()) + [(POOLED, cov["overall"])]
-    for scope, blk in scopes:
+    for scope, blk in scopes(cov):
         for p in blk["pairs"]:
             for m in metrics:
                 d = p["diff"].get(m)
                 if d is None:
                     continue
-                rows.append({"a": p["a"], "b": p["b"], "benchmark": scope, "metric": m,
+                rows.append({"a": p["a"], "b": p["b"], "benchmark": POOLED if scope == "all"
+                             else scope, "metric": m,
                              "a_value": blk["metrics"][p["a"]].get(m),
                              "b_value": blk["metrics"][p["b"]].get(m),
                              "gain": d.get("estimate"), "ci_low": d.get("ci_low"),
-                             "ci_high": d.get("ci_high"), "problems": blk["problems"]})
+                             "ci_high": d.get("ci_high"), "p_value": d.get("p_value"),
+                             "p_holm": d.get("p_holm"), "problems": blk["problems"]})
     return {"comparison_metrics": metrics, "comparisons": rows}
 
 
@@ -419,7 +433,7 @@ def drilldown(ctx: Context, cov: dict, limit: int = DRILLDOWN_LIMIT) -> dict:
     for run in ctx.runs:
         name = run.label
         groups: dict[tuple[str, str], list] = {}
-        for r in run.samples:
+        for r in dedupe(read_samples_where(run.path / SAMPLES, wanted))[0]:
             k = (r.benchmark, r.problem_id)
             if k in wanted:
                 groups.setdefault(k, []).append(r)
@@ -508,6 +522,11 @@ def make_figures(ctx: Context, data: dict) -> dict[str, bytes]:
         if len(mf):
             benches = [b for b in sorted(mf["benchmark"].unique())]
             figs["margin"] = plots.margin_figure(mf, names, benches, "margin (nats/token)")
+    from reports.headline import forest_rows
+
+    rows = forest_rows(data["headline"])
+    if rows:
+        figs["forest"] = plots.forest_figure(rows)
     panels = training_panels(data.get("training") or [])
     if panels:
         figs["training"] = plots.training_figure(panels)

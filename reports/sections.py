@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analysis.fmt import ci_text, is_num, num, pct, pval, snum, spct  # noqa: F401
+from analysis.fmt import ci_text, is_num, num, pct, pval, snum, spct, with_all  # noqa: F401
 from reports.blocks import Block, Cell, Details, Figure, Heading, Para, Table
+from reports.headline import headline_section, scopes, warning_blocks
 
 ID_LIST_LIMIT = 60  # gain/loss ids listed per pair in the documents (all are in report.json)
 
@@ -46,6 +47,8 @@ def build_blocks(data: dict) -> list[Block]:
              "points, CIs are 95% paired-bootstrap intervals over problems. Every number is also "
              "in report.json.", note=True),
     ]
+    blocks += warning_blocks(data)
+    blocks += headline_section(data)
     for note in data["notes"]:
         blocks.append(Para(note, note=True))
     blocks += setup_section(data)
@@ -64,6 +67,14 @@ def build_blocks(data: dict) -> list[Block]:
 # ---------------------------------------------------------------- setup and provenance
 
 
+def _n_text(r: dict) -> Any:
+    """decoding.n, or each benchmark's n where they differ."""
+    ns = r.get("n_per_benchmark") or {}
+    if len(set(ns.values())) > 1:
+        return ", ".join(f"{b}: {n}" for b, n in ns.items())
+    return r["decoding"].get("n", next(iter(ns.values()), None))
+
+
 def setup_section(data: dict) -> list[Block]:
     runs = data["runs"]
     names = [r["name"] for r in runs]
@@ -79,7 +90,7 @@ def setup_section(data: dict) -> list[Block]:
         ("backend", lambda r: r["backend"]),
         ("template", lambda r: r["template"]),
         ("prompt", lambda r: r.get("prompt")),
-        ("n (samples/problem)", lambda r: dec(r, "n")),
+        ("n (samples/problem)", _n_text),
         ("temperature", lambda r: dec(r, "temperature")),
         ("top_p", lambda r: dec(r, "top_p")),
         ("top_k", lambda r: dec(r, "top_k")),
@@ -143,7 +154,8 @@ def main_section(data: dict) -> list[Block]:
     names = data["names"]
     metrics = mt["metrics"]
     out: list[Block] = [Heading(2, "Main results", "main")]
-    header = ["benchmark", "run"] + metrics + ["avg@n ± se", "no answer", "truncated", "mean tokens"]
+    header = ["benchmark", "run"] + metrics + ["avg@n ± se", "no answer", "truncated", "mean tokens",
+                                               "n"]
     rows = []
     for b in mt["benchmarks"]:
         for name in names:
@@ -154,10 +166,11 @@ def main_section(data: dict) -> list[Block]:
                         + [Cell("± " + pct(s.get("avg@n_se")), numeric=True),
                            Cell(pct(s.get("no_answer_rate")), numeric=True),
                            Cell(pct(s.get("truncation_rate")), numeric=True),
-                           Cell(num(s.get("mean_tokens")), numeric=True)])
+                           Cell(num(s.get("mean_tokens")), numeric=True),
+                           n_cell(s.get("n"))])
     for name, s in mt["mean_over_benchmarks"].items():
         rows.append(["mean over benchmarks", name] + [Cell(pct(s.get(m)), numeric=True) for m in metrics]
-                    + ["", "", "", ""])
+                    + ["", "", "", "", ""])
     out.append(Table(header, rows, caption="Per run and benchmark, in % (mean tokens in tokens); "
                                            "the same metrics as summary.json, recomputed from samples."))
     comps = mt["comparisons"]
@@ -171,10 +184,10 @@ def main_section(data: dict) -> list[Block]:
     for a, b in pairs:
         out.append(Heading(3, f"{a} → {b}"))
         cells = {(c["benchmark"], c["metric"]): c for c in comps if c["a"] == a and c["b"] == b}
-        scopes = [s for s in mt["benchmarks"] + ["all (pooled problems)"]
-                  if any((s, m) in cells for m in cmetrics)]
+        shown = [s for s in mt["benchmarks"] + ["all (pooled problems)"]
+                 if any((s, m) in cells for m in cmetrics)]
         rows = []
-        for scope in scopes:
+        for scope in shown:
             probs = next(c["problems"] for (s, _), c in cells.items() if s == scope)
             row: list = [scope, n_cell(probs)]
             for m in cmetrics:
@@ -182,8 +195,10 @@ def main_section(data: dict) -> list[Block]:
                 if c is None:
                     row.append("—")
                     continue
+                ps = f" · p {pval(c.get('p_value'))}, Holm {pval(c.get('p_holm'))}" \
+                    if is_num(c.get("p_value")) else ""
                 row.append(Cell(f"{pct(c['a_value'])} → {pct(c['b_value'])}",
-                                sub=f"({spct(c['gain'])}) {ci_text(c)}".strip(),
+                                sub=f"({spct(c['gain'])}) {ci_text(c)}".strip() + ps,
                                 tone=tone_of(c.get("ci_low"), c.get("ci_high"))))
             rows.append(row)
         out.append(Table(["benchmark", "problems"] + cmetrics, rows,
@@ -205,38 +220,39 @@ def coverage_section(data: dict) -> list[Block]:
     labels = cov["labels"]
     out: list[Block] = [Heading(2, "Coverage: which problems each run solves", "coverage"),
                         Para(f"A problem counts as solved under criterion “{cov['criterion']}” "
-                             f"(n = {', '.join(map(str, sorted(set(cov['n']))))} samples per "
+                             f"(n = {', '.join(map(str, sorted({x for _, b in cov['benchmarks'].items() for x in b.get('n') or cov['n']})))} samples per "
                              "problem). The partition gives, for every combination of runs, how "
                              "many problems exactly those runs solve; percentages are of the "
                              "problems solved by at least one run (as in the paper's Table 2).")]
     for note in cov.get("notes") or []:
         out.append(Para(note, note=True))
     out.append(Figure("coverage", "Venn / UpSet partition of solved problems"))
-    scopes = [("all", cov["overall"])] + list(cov["benchmarks"].items())
+    shown = [("all", cov["overall"])] + list(cov["benchmarks"].items())
     rows = []
     for cell in [p["cell"] for p in cov["overall"]["partition"]]:
         row: list = _cell_label(cell)
-        for _, blk in scopes:
+        for _, blk in shown:
             p = next((x for x in blk["partition"] if x["cell"] == cell), None)
-            if p is None:
-                row.append("—")
+            if p is None or p["count"] == 0:
+                row.append(Cell("—", numeric=True))
                 continue
             sub = f"{p['pct_union']:.1f}%" if is_num(p.get("pct_union")) else "unsolved"
             row.append(Cell(str(p["count"]), sub=sub, numeric=True))
         rows.append(row)
     rows.append([Cell("solved by ≥1 run")] + [""] * (len(labels) - 1)
-                + [Cell(f"{blk['union_solved']} / {blk['problems']}", numeric=True) for _, blk in scopes])
-    out.append(Table(labels + [s for s, _ in scopes], rows,
+                + [Cell(f"{blk['union_solved']} / {blk['problems']}", numeric=True) for _, blk in shown])
+    out.append(Table(labels + [s for s, _ in shown], rows,
                      caption="Problems per cell (count, % of problems solved by any run)."))
     rows = []
     details: list[Block] = []
-    for scope, blk in scopes:
+    for scope, blk in scopes(cov):
         for p in blk["pairs"]:
             d = p["diff"].get("solved_rate") or {}
             rows.append([scope, f"{p['a']} vs {p['b']}", n_cell(p["both"]),
                          Cell(str(p["n_losses"]), numeric=True, tone="down" if p["n_losses"] else None),
                          Cell(str(p["n_gains"]), numeric=True, tone="up" if p["n_gains"] else None),
                          n_cell(p["neither"]), Cell(pval(p["mcnemar"]["p_value"]), numeric=True),
+                         Cell(pval(p["mcnemar"].get("p_holm")), numeric=True),
                          Cell(spct(d.get("estimate")), sub=ci_text(d),
                               tone=tone_of(d.get("ci_low"), d.get("ci_high")))])
             if scope != "all" and (p["gains"] or p["losses"]):
@@ -248,9 +264,10 @@ def coverage_section(data: dict) -> list[Block]:
                         details.append(Para(f"{scope}, {p['a']} vs {p['b']}: {kind} ({len(ids)}): "
                                             f"{shown}{more}"))
     out.append(Table(["scope", "A vs B", "both", "only A", "only B", "neither", "McNemar p",
-                      "Δ solved (B − A)"], rows,
-                     caption="Per pair: discordant problems and the exact McNemar test on them; "
-                             "Δ solved is the difference in solved rate with its bootstrap CI."))
+                      "Holm p", "Δ solved (B − A)"], rows,
+                     caption="Per pair: discordant problems and the exact McNemar test on them "
+                             "(Holm p: adjusted over every test this report shows); Δ solved is "
+                             "the difference in solved rate with its bootstrap CI."))
     if details:
         out.append(Details("Problem ids gained and lost", details))
     return out
@@ -277,7 +294,7 @@ def length_section(data: dict) -> list[Block]:
     rows = []
     for name in ln["labels"]:
         pr = ln["per_run"][name]
-        for scope, s in list(pr["benchmarks"].items()) + [("all", pr["overall"])]:
+        for scope, s in with_all(pr["benchmarks"], pr["overall"]):
             pb = s.get("point_biserial") or {}
             wp = s.get("within_problem") or {}
             rows.append([scope, name, Cell(pct(s.get("accuracy")), numeric=True),
@@ -299,7 +316,7 @@ def length_section(data: dict) -> list[Block]:
     out.append(Figure("length_quintiles", "accuracy by length quintile"))
     rows = []
     for p in ln.get("pairs") or []:
-        for scope, s in list((p.get("benchmarks") or {}).items()) + [("all", p.get("overall"))]:
+        for scope, s in with_all(p.get("benchmarks") or {}, p.get("overall")):
             if not s:
                 continue
             d = s["diff"]
@@ -334,7 +351,7 @@ def margin_section(data: dict) -> list[Block]:
     rows = []
     for name in mg["labels"]:
         pr = mg["per_run"][name]
-        for scope, s in list(pr["benchmarks"].items()) + [("all", pr["overall"])]:
+        for scope, s in with_all(pr["benchmarks"], pr["overall"]):
             ci = s.get("mean_margin_ci") or {}
             pairs = s.get("pairs") or {}
             rows.append([scope, name,

@@ -1,5 +1,5 @@
-"""Holm adjustment, bootstrap p-values and the problems / samples a difference needs, against
-textbook and hand computations; and their place in coverage.json."""
+"""Holm adjustment, p-values of bootstrap differences and the problems / samples a difference
+needs, against textbook and hand computations; and their place in coverage.json."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from runfactory import make_run
 
-from analysis.stats import (bootstrap_p_value, holm, power_z, problems_needed, samples_needed)
+from analysis.stats import holm, power_z, problems_needed, samples_needed, wald_p_value
 
 
 def test_holm_textbook_example():
@@ -21,10 +21,11 @@ def test_holm_textbook_example():
     assert holm([]) == []
 
 
-def test_bootstrap_p_value_by_hand():
-    reps = np.array([[-1.0], [0.5], [1.0], [2.0]])  # one replicate at or below 0 of four
-    assert bootstrap_p_value(reps)[0] == pytest.approx(2 * (1 + 1) / 5)
-    assert bootstrap_p_value(np.ones((99, 1)))[0] == pytest.approx(2 / 100)
+def test_wald_p_value_by_hand():
+    # estimate 0.02 with standard error 0.01: z = 2, p = 2 (1 - Phi(2)) = 0.0455
+    assert wald_p_value(0.02, 0.01)[0] == pytest.approx(0.04550026, rel=1e-6)
+    assert list(wald_p_value([0.0, 0.1], [0.0, 0.0])) == [1.0, 0.0]  # degenerate CIs
+    assert np.isnan(wald_p_value(np.nan, 0.1)[0])
 
 
 def test_problems_needed_hand_computation():
