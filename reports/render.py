@@ -236,6 +236,11 @@ def collect(ctx: Context, logs: list[dict], timings: dict | None = None) -> dict
     if multi:
         with _timed(t, "drilldown"):
             data["drilldown"] = drilldown(ctx, data["coverage"])
+    from reports.where import collect_where
+
+    with _timed(t, "where"):  # pass@k / maj@k curves, strata, accuracy vs tokens
+        data["where"] = collect_where(ctx.runs, ctx.names, coverage=data["coverage"],
+                                      seed=ctx.seed, resamples=ctx.resamples)
     data["notes"] = _notes(ctx, logs, data)
     return data
 
@@ -530,6 +535,9 @@ def make_figures(ctx: Context, data: dict) -> dict[str, bytes]:
     panels = training_panels(data.get("training") or [])
     if panels:
         figs["training"] = plots.training_figure(panels)
+    from reports.where import where_figures
+
+    figs.update(where_figures(data.get("where") or {}))
     return figs
 
 

@@ -55,6 +55,9 @@ def build_blocks(data: dict) -> list[Block]:
     blocks += main_section(data)
     if data.get("coverage"):
         blocks += coverage_section(data)
+    from reports.where import where_blocks
+
+    blocks += where_blocks(data.get("where") or {})
     blocks += length_section(data)
     blocks += margin_section(data)
     if data.get("training"):

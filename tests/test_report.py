@@ -103,11 +103,11 @@ def test_rich_report_has_every_section(rich):
         assert f"## {heading}" in md
         assert heading in page
     assert set(js["figures"]) == {"coverage", "forest", "length", "length_quintiles", "margin",
-                                  "training"}
+                                  "training", "curves", "pareto"}
     for rel in js["figures"].values():
         assert (out / rel).stat().st_size > 1000
         assert f"]({rel})" in md
-    assert page.count('src="data:image/png;base64,') == 6
+    assert page.count('src="data:image/png;base64,') == 8
     assert js["coverage"]["labels"] == ["GRPO", f"AMIR{PAYLOAD}"]
     assert js["margin"] is not None and js["margin_note"] is None
     # training: both logs, GRPO has no amir/* curves, the partial last line is noted
@@ -184,7 +184,7 @@ def test_html_is_self_contained(rich):
 def test_model_text_is_escaped_everywhere(rich):
     page, md = rich["html"], rich["md"]
     ours = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="[^"<>]*" class="plot">')
-    assert len(ours.findall(page)) == 6
+    assert len(ours.findall(page)) == 8
     text = ours.sub("", page)
     for raw in (PAYLOAD, IMG_PAYLOAD, "<img", "<script"):
         assert raw not in text
@@ -219,7 +219,7 @@ def test_html_opens_in_headless_chromium(rich, tmp_path):
     assert html.unescape(m.group(1)) == rich["json"]["title"]
     assert html.unescape(m.group(1)) not in ("pwned", "pwned2")
     assert "Where the runs disagree" in dom
-    assert dom.count("<img") == 6  # the plots, not the payload's <img>
+    assert dom.count("<img") == 8  # the plots, not the payload's <img>
 
 
 def test_chromium_check_would_catch_a_script(tmp_path):
@@ -277,7 +277,7 @@ def test_single_run_report_omits_comparisons(tmp_path):
     assert data["margin"] is None and "amir-bench score" in data["margin_note"]
     assert "Log-prob margin omitted" in md
     assert data["length"]["pairs"] == []
-    assert set(data["figures"]) == {"length", "length_quintiles"}
+    assert set(data["figures"]) == {"length", "length_quintiles", "curves", "pareto"}
 
 
 def test_table2_partition_in_report(tmp_path):
