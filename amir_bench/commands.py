@@ -13,6 +13,7 @@ from amir_bench.backends import Decoding
 from amir_bench.errors import Interrupted, UserError
 from amir_bench.options import cli_option
 from amir_bench.runconfig import RunConfig
+from amir_bench.limits import GRADE_TIMEOUT_S
 
 
 def _csv(text: Optional[str]) -> tuple[str, ...]:
@@ -190,7 +191,8 @@ def import_cmd(
     template: Optional[str] = typer.Option(None, "--template",
                                            help="template the generations used (jsonl default: "
                                                 "boxed; lm-eval: the task's prompt)"),
-    grade_timeout: float = typer.Option(5.0, "--grade-timeout"),
+    grade_timeout: float = typer.Option(GRADE_TIMEOUT_S, "--grade-timeout",
+                                        help="seconds per sample"),
     filter_name: Optional[str] = typer.Option(None, "--filter",
                                               help="lm-eval filter to keep (default: the "
                                                    "task's first)"),

@@ -19,6 +19,7 @@ from amir_bench.errors import UserError
 from amir_bench.records import (MANIFEST, SAMPLES, SampleRecord, atomic_write_json,
                                 atomic_write_jsonl, iter_jsonl)
 from amir_bench.runstore import benchmark_entry, new_manifest, write_summary
+from amir_bench.limits import GRADE_TIMEOUT_S
 
 # --format -> "module:function" reading ImportRequest -> ImportSource
 READERS: dict[str, str] = {
@@ -39,7 +40,7 @@ class ImportRequest:
     tokenizer: str | None = None
     data_dir: str | None = None
     template: str | None = None
-    grade_timeout: float = 5.0
+    grade_timeout: float = GRADE_TIMEOUT_S
     filter_name: str | None = None  # lm-eval: which filter's lines to keep
     skip_unmatched: bool = False  # lm-eval: leave out docs that match no problem
 

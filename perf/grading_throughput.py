@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amir_bench.grading import GradeItem, Grader  # noqa: E402
+from amir_bench.limits import GRADE_TIMEOUT_S
 
 GSM_MODES = ("boxed", "answer_tag", "gsm8k", "last_number")
 MATH_MODES = ("boxed", "answer_tag")
@@ -142,7 +143,7 @@ def serial_math_verify(pairs, timeout: int = 5):
     return verdicts, time.perf_counter() - t0, max_lat, slow
 
 
-def grader_run(pairs, workers: int | None, timeout: float = 5.0):
+def grader_run(pairs, workers: int | None, timeout: float = GRADE_TIMEOUT_S):
     items = [GradeItem(completion=c, gold=g, extract=m) for c, g, m in pairs]
     t0 = time.perf_counter()
     with Grader(timeout=timeout, workers=workers) as gr:
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--data-dir", default=os.environ.get("AMIR_BENCH_DATA_DIR", "../shared/data"))
-    ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--timeout", type=float, default=GRADE_TIMEOUT_S)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     data_dir = Path(args.data_dir)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from amir_bench.errors import UserError
+from amir_bench.limits import GRADE_TIMEOUT_S
 
 _BENCHMARK_HELP = ("extract as `amir-bench run` does for this benchmark (whole file; "
                    "default: each line's `benchmark` field, else the documented default)")
@@ -17,7 +18,7 @@ _MAP_HELP = "rename benchmarks first, e.g. math=math500,mgsm_en=gsm8k"
 def grade_cmd(
     file: Path = typer.Argument(..., help='JSONL of {"pred": ..., "gold": ...}'),
     out: Optional[Path] = typer.Option(None, "--out", help="default: FILE.graded.jsonl"),
-    timeout: float = typer.Option(5.0, "--timeout", help="seconds per item"),
+    timeout: float = typer.Option(GRADE_TIMEOUT_S, "--timeout", help="seconds per item"),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help=_BENCHMARK_HELP),
     bench_map: Optional[str] = typer.Option(None, "--map", help=_MAP_HELP),
 ) -> None:
@@ -39,7 +40,8 @@ def audit_cmd(
     against: str = typer.Option(..., "--against", help="field holding the other verdict"),
     by: Optional[str] = typer.Option(None, "--by", help="also group by this field"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default SOURCE.audit)"),
-    timeout: float = typer.Option(5.0, "--timeout", help="seconds per item when grading"),
+    timeout: float = typer.Option(GRADE_TIMEOUT_S, "--timeout",
+                                  help="seconds per item when grading"),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help=_BENCHMARK_HELP),
     bench_map: Optional[str] = typer.Option(None, "--map", help=_MAP_HELP),
 ) -> None:

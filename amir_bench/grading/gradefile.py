@@ -20,6 +20,7 @@ from amir_bench.errors import UserError
 from amir_bench.grading.extract import EXTRACTORS
 from amir_bench.grading.items import KINDS, STATUSES, GradeItem, default_extract, item_for
 from amir_bench.grading.pool import Grader
+from amir_bench.limits import GRADE_TIMEOUT_S
 
 
 def parse_map(text: str | None) -> dict[str, str]:
@@ -110,7 +111,8 @@ def item_from_row(obj: dict, path: Path, line: int, benchmark: str | None = None
                      alternatives=alts)
 
 
-def grade_lines(path: Path, lines: list[tuple[int, dict]], *, timeout: float = 5.0,
+def grade_lines(path: Path, lines: list[tuple[int, dict]], *,
+                timeout: float = GRADE_TIMEOUT_S,
                 workers: int | None = None, benchmark: str | None = None,
                 bench_map: dict[str, str] | None = None,
                 progress: Callable[[int], None] | None = None) -> list[dict]:
@@ -126,7 +128,8 @@ def grade_lines(path: Path, lines: list[tuple[int, dict]], *, timeout: float = 5
             for (_, obj), res in zip(lines, results)]
 
 
-def grade_file(in_path, out_path, timeout: float = 5.0, workers: int | None = None,
+def grade_file(in_path, out_path, timeout: float = GRADE_TIMEOUT_S,
+               workers: int | None = None,
                progress: Callable[[int], None] | None = None, *, benchmark: str | None = None,
                bench_map: dict[str, str] | None = None) -> dict:
     """`amir-bench grade FILE.jsonl`: read {"pred", "gold", optional "benchmark"/"extract"/

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 from amir_bench.grading.extract import extract_with_mode
 from amir_bench.grading.items import KINDS, GradeItem, GradeResult
 from amir_bench.grading.normalize import as_letter, canon, lenient_text, string_verdict, too_big
+from amir_bench.limits import GRADE_TIMEOUT_S
 
 # Virtual-memory cap per worker (a runaway sympy integer becomes MemoryError -> "error").
 WORKER_MEM_BYTES = 4 << 30
@@ -182,7 +183,7 @@ class Grader:
     STARTUP_TIMEOUT = 60.0
     DEPTH = 4  # items queued per worker, so a worker never waits on the parent
 
-    def __init__(self, timeout: float = 5.0, workers: int | None = None, *,
+    def __init__(self, timeout: float = GRADE_TIMEOUT_S, workers: int | None = None, *,
                  _test_hooks: bool = False):
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -434,7 +435,8 @@ def _close_shared() -> None:
 atexit.register(_close_shared)
 
 
-def grade_one(completion: str, gold: str, *, timeout: float = 5.0, **kw) -> GradeResult:
+def grade_one(completion: str, gold: str, *, timeout: float = GRADE_TIMEOUT_S,
+              **kw) -> GradeResult:
     """Grade one completion with a cached module-level 1-worker Grader.
     kw: extract, kind, alternatives (as in GradeItem)."""
     g = _SHARED.get(timeout)

@@ -7,6 +7,8 @@ Each exported task binds one TaskFunctions (benchmark, template, n, data folder)
 
 from __future__ import annotations
 
+from amir_bench.limits import GRADE_TIMEOUT_S
+
 import atexit
 from typing import Any
 
@@ -19,7 +21,7 @@ def grader() -> Any:
     if _GRADER is None:
         from amir_bench.grading import Grader
 
-        _GRADER = Grader(timeout=5.0)
+        _GRADER = Grader(timeout=GRADE_TIMEOUT_S)
         atexit.register(_GRADER.close)
     return _GRADER
 
