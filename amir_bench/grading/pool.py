@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 from amir_bench.grading.extract import extract_with_mode
 from amir_bench.grading.items import KINDS, GradeItem, GradeResult
 from amir_bench.grading.normalize import as_letter, canon, lenient_text, string_verdict, too_big
+from amir_bench.errors import UserError
 from amir_bench.limits import GRADE_TIMEOUT_S
 
 # Virtual-memory cap per worker (a runaway sympy integer becomes MemoryError -> "error").
@@ -180,7 +181,7 @@ class Grader:
     """A pool of grading workers with a per-item timeout and a result cache. Use as a
     context manager (or call close()); one Grader can grade many batches."""
 
-    STARTUP_TIMEOUT = 60.0
+    STARTUP_TIMEOUT = 180.0  # importing math-verify on a loaded 2-core machine took > 60 s
     DEPTH = 4  # items queued per worker, so a worker never waits on the parent
 
     def __init__(self, timeout: float = GRADE_TIMEOUT_S, workers: int | None = None, *,
@@ -349,8 +350,9 @@ class Grader:
         """No worker ready long after the newest one was spawned: stop with an error."""
         if not any(w.ready for w in self._workers) and \
                 time.monotonic() - max(w.spawned for w in self._workers) > self.STARTUP_TIMEOUT:
-            raise RuntimeError("grading workers did not start within "
-                               f"{self.STARTUP_TIMEOUT:.0f} s (see stderr)")
+            raise UserError("grading workers did not start within "
+                            f"{self.STARTUP_TIMEOUT:.0f} s (see stderr); records written so far "
+                            "are kept")
 
     def _receive(self, b: _Batch) -> None:
         """Wait for a result, a ready signal or the nearest deadline; take what arrived."""
@@ -388,7 +390,8 @@ class Grader:
         if not w.ready:
             b.startup_fails += 1
             if b.startup_fails > 2 * self.n_workers:
-                raise RuntimeError("grading workers keep dying at startup (see stderr)")
+                raise UserError("grading workers keep dying at startup (see stderr); records "
+                                "written so far are kept")
         elif w.inflight:
             t = w.inflight.popleft()
             self.stats["errors"] += 1
