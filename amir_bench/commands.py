@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from amir_bench.backends.endpoint import EndpointConfig as EP
 from amir_bench.errors import UserError
 
 
@@ -23,7 +24,10 @@ def _console():
 
 
 def run_cmd(
-    ckpt: str = typer.Option(..., "--ckpt", help="checkpoint dir, LoRA adapter dir or Hub id"),
+    ckpt: Optional[str] = typer.Option(
+        None, "--ckpt", "--model",
+        help="checkpoint dir, LoRA adapter dir or Hub id; with --endpoint: the served model "
+             "name (default: the one the servers list)"),
     benchmarks: str = typer.Option("math500", "--benchmarks", "-b",
                                    help="comma-separated names (see `amir-bench benchmarks`)"),
     n: int = typer.Option(8, "--n", help="samples per problem"),
@@ -33,7 +37,7 @@ def run_cmd(
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
     template: str = typer.Option("boxed", "--template", help="boxed | amir-xml | plain"),
     seed: int = typer.Option(0, "--seed"),
-    backend: str = typer.Option("auto", "--backend", help="auto | hf | vllm"),
+    backend: str = typer.Option("auto", "--backend", help="auto | hf | vllm | openai"),
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/NAME)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run"),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/N: this process's share"),
@@ -44,13 +48,38 @@ def run_cmd(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="rows per batch (auto)"),
     grade_timeout: float = typer.Option(5.0, "--grade-timeout", help="seconds per sample"),
     tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vLLM only"),
+    endpoint: Optional[str] = typer.Option(
+        None, "--endpoint", help="URL[,URL...] of OpenAI-compatible servers (--backend openai)"),
+    api: str = typer.Option(EP.api, "--api", help="openai: chat | completions"),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", help="openai: NAME of the env var holding the API key"),
+    concurrency: int = typer.Option(EP.concurrency, "--concurrency",
+                                    help="openai: requests in flight over all endpoints"),
+    request_timeout: float = typer.Option(EP.request_timeout, "--request-timeout",
+                                          help="openai: seconds per request"),
+    max_retries: int = typer.Option(EP.max_retries, "--max-retries",
+                                    help="openai: retries on connection errors, 429, 5xx"),
+    tokenizer: Optional[str] = typer.Option(
+        None, "--tokenizer", help="openai: client-side tokenizer (completions mode, counts)"),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="openai: stop string"),
+    split_think: bool = typer.Option(EP.split_think, "--split-think",
+                                     help="openai: split reasoning at </think> client-side"),
+    server_n: bool = typer.Option(EP.server_n, "--server-n/--no-server-n",
+                                  help="openai: one request with n per problem"),
 ) -> None:
     """Sample, grade and record a checkpoint on benchmarks; prints a table per benchmark."""
+    from amir_bench.backends.endpoint import backend_from_cli
     from amir_bench.evaluate import RunConfig, run_eval, summary_table
 
+    backend, backend_kwargs = backend_from_cli(
+        backend, endpoint, model=ckpt, api=api, api_key_env=api_key_env, concurrency=concurrency,
+        request_timeout=request_timeout, max_retries=max_retries, tokenizer=tokenizer, stop=stop,
+        split_think=split_think, server_n=server_n)
+    if ckpt is None and not backend_kwargs:
+        raise UserError("--ckpt is required (or --endpoint URL for a served model)")
     if out is None:
-        out = Path("runs") / (Path(ckpt.rstrip("/")).name or "run")
-    cfg = RunConfig(ckpt=ckpt, out=out, benchmarks=_csv(benchmarks), n=n,
+        out = Path("runs") / (Path((ckpt or "served").rstrip("/")).name or "run")
+    cfg = RunConfig(ckpt=ckpt or "", out=out, backend_kwargs=backend_kwargs, benchmarks=_csv(benchmarks), n=n,
                     temperature=temperature, top_p=top_p, top_k=top_k,
                     max_new_tokens=max_new_tokens, template=template, seed=seed,
                     backend=backend, resume=resume, shard=shard, data_dir=data_dir,
@@ -118,18 +147,33 @@ def benchmarks_cmd() -> None:
 def score_cmd(
     run: Path = typer.Argument(..., help="run directory"),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="scoring model (default: the run's)"),
-    backend: str = typer.Option("hf", "--backend", help="hf | vllm | auto"),
+    backend: str = typer.Option("hf", "--backend", help="hf | vllm | auto | openai"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="AMIR_BENCH_DATA_DIR"),
     template: Optional[str] = typer.Option(None, "--template",
                                            help="prompt template (default: the run's)"),
+    endpoint: Optional[str] = typer.Option(
+        None, "--endpoint", help="URL[,URL...] of OpenAI-compatible servers (--backend openai)"),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", help="openai: NAME of the env var holding the API key"),
+    concurrency: int = typer.Option(EP.concurrency, "--concurrency",
+                                    help="openai: requests in flight over all endpoints"),
+    request_timeout: float = typer.Option(EP.request_timeout, "--request-timeout"),
+    max_retries: int = typer.Option(EP.max_retries, "--max-retries"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
+                                            help="openai: client-side tokenizer"),
 ) -> None:
     """Teacher-force every sample through a model (temperature 1) into scores.jsonl."""
+    from amir_bench.backends.endpoint import backend_from_cli
     from amir_bench.scoring import score_run
 
+    backend, backend_kwargs = backend_from_cli(
+        backend, endpoint, model=ckpt, api="completions", api_key_env=api_key_env,
+        concurrency=concurrency, request_timeout=request_timeout, max_retries=max_retries,
+        tokenizer=tokenizer)
     console = _console()
     res = score_run(run, ckpt=ckpt, backend=backend, batch_size=batch_size, data_dir=data_dir,
-                    template=template, console=console)
+                    template=template, console=console, backend_kwargs=backend_kwargs)
     console.print(f"{run / 'scores.jsonl'}: scored {res['scored']} samples "
                   f"({res['already']} already scored)")
 

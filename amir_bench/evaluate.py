@@ -60,6 +60,20 @@ def validate(cfg: RunConfig) -> None:
     get_template(cfg.template)
 
 
+def served_model(cfg: RunConfig) -> dict | None:
+    """Manifest entries of a model behind OpenAI-compatible servers (the servers are asked
+    for it); None for a local checkpoint, whose path is checked here instead."""
+    endpoint = cfg.backend_kwargs.get("endpoint")
+    if endpoint is None:
+        from amir_bench.backends.hf import resolve_checkpoint
+        resolve_checkpoint(cfg.ckpt)
+        return None
+    from amir_bench.backends.endpoint import probe_servers
+    endpoint, entries = probe_servers(endpoint)
+    cfg.backend_kwargs["endpoint"] = endpoint
+    return entries
+
+
 def problem_prompt(problem, spec, template: str, tokenizer: Any) -> str:
     """The prompt of one problem: the template, with the options listed for MC variants."""
     text = with_options(problem.problem, problem.meta.get("options")) if spec.show_options \
@@ -89,18 +103,17 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
 
     validate(cfg)
     # Cheap checks first: a bad checkpoint path or backend fails before any data is fetched.
-    from amir_bench.backends.hf import resolve_checkpoint
-    resolve_checkpoint(cfg.ckpt)
     backend_name = resolve_backend_name(cfg.backend)
+    served = served_model(cfg)  # --backend openai: the model behind the servers
     parse_shard(cfg.shard)
     selected = select_problems(cfg)
     bench_entries = {spec.name: benchmark_entry(benchmark_source(spec, cfg.data_dir), rows_sha256(probs),
                                                 [p.id for p in probs], [p.id for p in shard])
                      for spec, probs, shard in selected}
     manifest = new_manifest(
-        checkpoint=cfg.ckpt, checkpoint_sha256=checkpoint_hash(cfg.ckpt), backend=backend_name,
-        decoding=dataclasses.asdict(cfg.decoding()), template=cfg.template,
-        benchmarks=bench_entries, shard=cfg.shard or "0/1")
+        checkpoint=cfg.ckpt, checkpoint_sha256=None if served else checkpoint_hash(cfg.ckpt),
+        backend=backend_name, decoding=dataclasses.asdict(cfg.decoding()), template=cfg.template,
+        benchmarks=bench_entries, shard=cfg.shard or "0/1", extra=served)
     existing = open_run_dir(cfg.out, manifest, cfg.resume)
     done = {r.key for r in existing}
     kwargs = dict(cfg.backend_kwargs)
@@ -143,7 +156,8 @@ def run_eval(cfg: RunConfig, console: Any = None) -> dict:
                     benchmark=spec.name, problem_id=p.id, sample_idx=s, completion=g.text,
                     finish_reason=g.finish_reason, num_tokens=g.num_tokens,
                     gen_logprob_sum=g.logprob_sum, extracted=gr.extracted,
-                    correct=gr.correct, grade_status=gr.status, gold=p.answer))
+                    correct=gr.correct, grade_status=gr.status, gold=p.answer,
+                    reasoning=g.reasoning, reasoning_tokens=g.reasoning_tokens))
             sink.write_many(recs)
             written.extend(recs)
             if task is not None:

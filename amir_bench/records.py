@@ -40,6 +40,8 @@ class SampleRecord:
     correct: bool
     grade_status: str  # "ok" | "no_answer" | "timeout" | "error"
     gold: str
+    reasoning: str | None = None  # a reasoning model's thinking part; `completion` is the answer
+    reasoning_tokens: int | None = None  # tokens of `reasoning` (included in num_tokens)
 
     @property
     def key(self) -> tuple[str, str, int]:

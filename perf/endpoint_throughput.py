@@ -1,0 +1,119 @@
+"""Endpoint backend throughput, both ratios measured in one run against a real
+`transformers serve --continuous-batching` on 127.0.0.1 (tiny model, CPU):
+
+1. client overhead: `amir-bench run --backend openai` (generation, grading, fsynced records)
+   vs a bare asyncio loop of the same `openai` client sending the same chat requests at the
+   same concurrency; goal >= 0.95 of the bare loop's samples/s.
+2. server scaling: the bare loop's samples/s at concurrency 8 vs 1.
+
+Rounds are interleaved (bare, amir-bench, bare@1) and the best of each side is reported.
+
+  python perf/endpoint_throughput.py [--problems 32] [--n 4] [--max-new-tokens 32] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def bare_loop(url: str, model: str, prompts: list[list[dict]], n: int, max_new: int,
+              concurrency: int) -> tuple[float, int]:
+    """The same chat requests (one per sample, seeded) with nothing around them."""
+    import openai
+
+    async def go() -> int:
+        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="EMPTY", max_retries=0,
+                                    timeout=600)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(msgs: list[dict], seed: int) -> int:
+            async with sem:
+                r = await client.chat.completions.create(
+                    model=model, messages=msgs, temperature=1.0, top_p=1.0,
+                    max_tokens=max_new, seed=seed, logprobs=True)
+                return len(r.choices)
+
+        try:
+            got = await asyncio.gather(*(one(m, i * n + s) for i, m in enumerate(prompts)
+                                         for s in range(n)))
+        finally:
+            await client.close()
+        return sum(got)
+
+    t0 = time.perf_counter()
+    done = asyncio.run(go())
+    return done / (time.perf_counter() - t0), done
+
+
+def amir_bench_run(url: str, out: Path, problems: int, n: int, max_new: int,
+                   concurrency: int) -> tuple[float, int]:
+    """`amir-bench run --backend openai` in process: probe, generate, grade, write."""
+    from amir_bench.backends.endpoint import EndpointConfig
+    from amir_bench.evaluate import RunConfig, run_eval
+
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = RunConfig(ckpt="", out=out, benchmarks=("arith",), n=n, temperature=1.0,
+                    max_new_tokens=max_new, limit=problems, backend="openai",
+                    backend_kwargs={"endpoint": EndpointConfig(endpoints=(url,),
+                                                               concurrency=concurrency,
+                                                               server_n=False)})
+    t0 = time.perf_counter()
+    summary = run_eval(cfg)
+    return summary["arith"]["samples"] / (time.perf_counter() - t0), summary["arith"]["samples"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", type=int, default=32)
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+
+    from amir_bench.prompts import build_messages
+    from amir_bench.tiny import build_tiny_checkpoint
+    from benchmarks.loaders import load_problems
+    from servers import Server
+
+    tmp = Path(tempfile.mkdtemp(prefix="amir-endpoint-perf-"))
+    ckpt = build_tiny_checkpoint(tmp / "ckpt")
+    srv = Server(ckpt, tmp / "server.log", extra=("--continuous-batching",)).start()
+    try:
+        prompts = [build_messages(p.problem, "boxed")
+                   for p in load_problems("arith", limit=args.problems)]
+        k, best = args.concurrency, {"bare": 0.0, "run": 0.0, "bare1": 0.0}
+        bare_loop(srv.url, str(ckpt), prompts[:2], 1, 4, 2)  # warm-up
+        for r in range(args.rounds):
+            rates = {"bare": bare_loop(srv.url, str(ckpt), prompts, args.n,
+                                       args.max_new_tokens, k)[0],
+                     "run": amir_bench_run(srv.url, tmp / "run", args.problems, args.n,
+                                           args.max_new_tokens, k)[0],
+                     "bare1": bare_loop(srv.url, str(ckpt), prompts, args.n,
+                                        args.max_new_tokens, 1)[0]}
+            print(f"round {r}: " + ", ".join(f"{a} {v:.1f} samples/s" for a, v in rates.items()),
+                  flush=True)
+            best = {a: max(best[a], v) for a, v in rates.items()}
+    finally:
+        srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{args.problems} problems x n={args.n}, {args.max_new_tokens} new tokens, "
+          f"transformers serve --continuous-batching (tiny model, CPU)")
+    print(f"amir-bench run / bare loop at concurrency {k}: {best['run']:.1f} / "
+          f"{best['bare']:.1f} samples/s = {best['run'] / best['bare']:.3f} (goal >= 0.95)")
+    print(f"bare loop concurrency {k} / 1: {best['bare']:.1f} / {best['bare1']:.1f} "
+          f"samples/s = {best['bare'] / best['bare1']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
