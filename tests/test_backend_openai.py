@@ -213,6 +213,71 @@ def test_chat_mode_n2_records_manifest_and_n_fallback(server, tiny_ckpt, tmp_pat
     assert json.loads((out / "summary.json").read_text())["arith"]["samples"] == 6
 
 
+class _FlakyProxy(BaseHTTPRequestHandler):
+    """Forwards to the real server, but answers the first `fail` POSTs with 503 (a node that
+    is briefly overloaded)."""
+
+    upstream = ""
+    fail = 0
+    failed = 0
+    forwarded = 0
+
+    def _relay(self, body: bytes | None) -> None:
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.upstream + self.path, data=body,
+                                     method=self.command,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=300) as r:
+                status, data = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, data = e.code, e.read()
+        type(self).forwarded += 1
+        self._send(status, data)
+
+    def _send(self, status: int, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        self._relay(None)
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if type(self).failed < self.fail:
+            type(self).failed += 1
+            return self._send(503, b'{"error": {"message": "injected overload"}}')
+        self._relay(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.slow
+def test_two_endpoints_one_failing_for_a_while(server, tmp_path, capsys):
+    proxy = type("P", (_FlakyProxy,), {"upstream": server.url, "fail": 2})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), proxy)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    flaky = f"http://127.0.0.1:{httpd.server_address[1]}"
+    out = tmp_path / "two"
+    try:
+        rc, _, err = _run(capsys, "--endpoint", f"{flaky},{server.url}", "--concurrency", "2",
+                          "--max-retries", "2", "--no-server-n", "--out", str(out), "--n", "1",
+                          "--limit", "6", *BASE)
+    finally:
+        httpd.shutdown()
+    assert rc == 0, err
+    assert proxy.failed == 2  # both 503s were retried, and the run still completed
+    assert _keys(out) == [("arith", f"arith-test-{i:05d}", 0) for i in range(6)]
+    assert json.loads((out / "manifest.json").read_text())["endpoint"]["urls"] == \
+        [flaky, server.url]
+
+
 @pytest.mark.slow
 def test_completions_mode_and_plain_template(server, tiny_ckpt, tmp_path, capsys):
     for api, template in [("completions", "boxed"), ("completions", "plain"),

@@ -309,11 +309,10 @@ def load_tokenizer(explicit: str | None, model: str | None,
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    guess = model if model and Path(model).expanduser().is_dir() else None
-    tries = [(explicit, False)] if explicit else [(guess or model, guess is None)]
-    for name, cached_only in tries:
-        if not name:
-            continue
+    name = explicit or model
+    if name:
+        # the guess from the model name must already be on disk: a Hub id is not downloaded
+        cached_only = not explicit and not Path(name).expanduser().is_dir()
         try:
             return AutoTokenizer.from_pretrained(os.path.expanduser(name),
                                                  local_files_only=cached_only)
