@@ -79,9 +79,9 @@ def run_cmd(
         raise UserError("--ckpt is required (or --endpoint URL for a served model)")
     if out is None:
         out = Path("runs") / (Path((ckpt or "served").rstrip("/")).name or "run")
-    cfg = RunConfig(ckpt=ckpt or "", out=out, backend_kwargs=backend_kwargs, benchmarks=_csv(benchmarks), n=n,
-                    temperature=temperature, top_p=top_p, top_k=top_k,
-                    max_new_tokens=max_new_tokens, template=template, seed=seed,
+    cfg = RunConfig(ckpt=ckpt or "", out=out, backend_kwargs=backend_kwargs,
+                    benchmarks=_csv(benchmarks), n=n, temperature=temperature, top_p=top_p,
+                    top_k=top_k, max_new_tokens=max_new_tokens, template=template, seed=seed,
                     backend=backend, resume=resume, shard=shard, data_dir=data_dir,
                     limit=limit, problems=_csv(problems), batch_size=batch_size,
                     grade_timeout=grade_timeout, tensor_parallel_size=tensor_parallel_size)

@@ -30,8 +30,8 @@ class Server:
     """`transformers serve MODEL` in a subprocess; start() waits until /v1/models answers."""
 
     def __init__(self, model: Path, log: Path, port: int | None = None,
-                 extra: tuple[str, ...] = ()):
-        self.model, self.log, self.extra = str(model), Path(log), extra
+                 extra: tuple[str, ...] = (), cpus: set[int] | None = None):
+        self.model, self.log, self.extra, self.cpus = str(model), Path(log), extra, cpus
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -46,8 +46,9 @@ class Server:
         env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1",
                    OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
         fh = open(self.log, "ab")
+        pin = (lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None
         self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=pin)
         fh.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

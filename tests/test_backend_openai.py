@@ -115,6 +115,22 @@ def test_reasoning_parts_and_token_counts(tiny_ckpt):
         _backend(None)._generation(Choice("abc", "stop", None), _Usage(40), 4)
 
 
+def test_echo_logprobs_of_the_completion_tokens_are_sliced_out():
+    from openai.types import Completion
+
+    from amir_bench.backends.endpoint import _prompt_logprobs
+
+    ids = [5, 6, 7, 8, 9]  # prompt 5 6 | completion 7 8 9, then one generated token
+    resp = Completion.model_validate({
+        "id": "x", "object": "text_completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "text": "", "finish_reason": "length", "logprobs": {
+            "tokens": ["a", "b", "c", "d", "e", "f"], "text_offset": [0, 1, 2, 3, 4, 5],
+            "token_logprobs": [-9.0, -1.0, -0.5, -0.25, -2.0, -3.0],
+            "top_logprobs": None}}]})
+    lps = _prompt_logprobs(resp.choices[0], ids)
+    assert lps[2:5] == [-0.5, -0.25, -2.0]
+
+
 def test_least_loaded_routing():
     import asyncio
 
@@ -305,6 +321,14 @@ def test_concurrency_1_and_8_same_keys_and_seeded_reproduction(server, tmp_path,
     # one request at a time, transformers serve's process-wide seed makes the run reproduce
     text = {n: {r.key: r.completion for r in recs} for n, recs in runs.items()}
     assert text["c1a"] == text["c1b"]
+    # shards of the same run merge to the same keys
+    shards = [tmp_path / f"s{i}" for i in range(2)]
+    for i, d in enumerate(shards):
+        rc, _, err = _run(capsys, "--endpoint", server.url, "--shard", f"{i}/2", "--no-server-n",
+                          "--out", str(d), "--n", "2", "--limit", "4", *BASE)
+        assert rc == 0, err
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged")]) == 0
+    assert _keys(tmp_path / "merged") == keys["c8"]
 
 
 @pytest.mark.slow
