@@ -10,10 +10,11 @@ from typing import Iterator, List, Optional
 import typer
 
 from amir_bench.backends import Decoding
+from amir_bench.backends.endpoint import EndpointConfig as EP
 from amir_bench.errors import Interrupted, UserError
+from amir_bench.limits import GRADE_TIMEOUT_S
 from amir_bench.options import cli_option
 from amir_bench.runconfig import RunConfig
-from amir_bench.limits import GRADE_TIMEOUT_S
 
 
 def _csv(text: Optional[str]) -> tuple[str, ...]:
@@ -45,7 +46,10 @@ def _console():
 
 
 def run_cmd(
-    ckpt: str = cli_option(RunConfig, "ckpt"),
+    ckpt: Optional[str] = typer.Option(
+        None, "--ckpt", "--model",
+        help="checkpoint dir, LoRA adapter dir or Hub id; with --endpoint: the served model "
+             "name (default: the one the servers list)"),
     benchmarks: str = cli_option(RunConfig, "benchmarks", "-b"),
     n: Optional[int] = cli_option(Decoding, "n", layered=True),
     temperature: Optional[float] = cli_option(Decoding, "temperature", layered=True),
@@ -64,22 +68,50 @@ def run_cmd(
     batch_size: Optional[int] = cli_option(RunConfig, "batch_size"),
     grade_timeout: float = cli_option(RunConfig, "grade_timeout"),
     tensor_parallel_size: int = cli_option(RunConfig, "tensor_parallel_size"),
+    endpoint: Optional[str] = typer.Option(
+        None, "--endpoint", help="URL[,URL...] of OpenAI-compatible servers (--backend openai)"),
+    api: str = typer.Option(EP.api, "--api", help="openai: chat | completions"),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", help="openai: NAME of the env var holding the API key"),
+    concurrency: int = typer.Option(EP.concurrency, "--concurrency",
+                                    help="openai: requests in flight over all endpoints"),
+    request_timeout: float = typer.Option(EP.request_timeout, "--request-timeout",
+                                          help="openai: seconds per request"),
+    max_retries: int = typer.Option(EP.max_retries, "--max-retries",
+                                    help="openai: retries on connection errors, 429, 5xx"),
+    tokenizer: Optional[str] = typer.Option(
+        None, "--tokenizer", help="openai: client-side tokenizer (completions mode, counts)"),
+    stop: Optional[List[str]] = typer.Option(None, "--stop", help="openai: stop string"),
+    split_think: bool = typer.Option(EP.split_think, "--split-think",
+                                     help="openai: split reasoning at </think> client-side"),
+    server_n: bool = typer.Option(EP.server_n, "--server-n/--no-server-n",
+                                  help="openai: one request with n per problem"),
 ) -> None:
     """Sample, grade and record a checkpoint on benchmarks; prints a table per benchmark.
 
     Without --n each benchmark gets its preset's n, else its default_n (`amir-bench
     benchmarks` lists both); a preset's decoding defaults apply unless a flag overrides them."""
+    from amir_bench.backends.endpoint import backend_from_cli
     from amir_bench.evaluate import run_eval, summary_table
 
+    backend, backend_kwargs = backend_from_cli(
+        backend, endpoint, model=ckpt, api=api, api_key_env=api_key_env, concurrency=concurrency,
+        request_timeout=request_timeout, max_retries=max_retries, tokenizer=tokenizer, stop=stop,
+        split_think=split_think, server_n=server_n)
+    if ckpt is None and not backend_kwargs:
+        raise typer.BadParameter("required (or --endpoint URL for a served model)",
+                                 param_hint="'--ckpt'")
+    if out is None and ckpt is None:
+        out = Path("runs") / "served"
     names = _csv(benchmarks)
     if not names:
         raise UserError("--benchmarks is empty")
-    cfg = RunConfig.from_options(ckpt, dict(
+    cfg = RunConfig.from_options(ckpt or "", dict(
         benchmarks=names, n=n, temperature=temperature, top_p=top_p, top_k=top_k,
         max_new_tokens=max_new_tokens, template=template, seed=seed, backend=backend, out=out,
         resume=resume, shard=shard, data_dir=data_dir, limit=limit,
         problems=_csv(problems) or None, batch_size=batch_size, grade_timeout=grade_timeout,
-        tensor_parallel_size=tensor_parallel_size))
+        tensor_parallel_size=tensor_parallel_size, backend_kwargs=backend_kwargs or None))
     console = _console()
     with writer_of(cfg.run_dir, resume_hint="re-run with --resume"):
         summary = run_eval(cfg, console=console)
@@ -156,22 +188,38 @@ def benchmarks_cmd() -> None:
 def score_cmd(
     run: Path = typer.Argument(..., help="run directory"),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="scoring model (default: the run's)"),
-    backend: str = typer.Option("hf", "--backend", help="hf | vllm | auto"),
+    backend: str = typer.Option("hf", "--backend", help="hf | vllm | auto | openai"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="AMIR_BENCH_DATA_DIR"),
     template: Optional[str] = typer.Option(None, "--template",
                                            help="prompt template (default: the run's)"),
+    endpoint: Optional[str] = typer.Option(
+        None, "--endpoint", help="URL[,URL...] of OpenAI-compatible servers (--backend openai)"),
+    api_key_env: Optional[str] = typer.Option(
+        None, "--api-key-env", help="openai: NAME of the env var holding the API key"),
+    concurrency: int = typer.Option(EP.concurrency, "--concurrency",
+                                    help="openai: requests in flight over all endpoints"),
+    request_timeout: float = typer.Option(EP.request_timeout, "--request-timeout"),
+    max_retries: int = typer.Option(EP.max_retries, "--max-retries"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
+                                            help="openai: client-side tokenizer"),
 ) -> None:
     """Teacher-force every sample through a model (temperature 1) into scores.jsonl."""
+    from amir_bench.backends.endpoint import backend_from_cli
     from amir_bench.scoring import score_run
 
+    backend, backend_kwargs = backend_from_cli(
+        backend, endpoint, model=ckpt, api="completions", api_key_env=api_key_env,
+        concurrency=concurrency, request_timeout=request_timeout, max_retries=max_retries,
+        tokenizer=tokenizer)
     console = _console()
     if not (run / "manifest.json").exists():
         raise UserError(f"{run}: not a run directory (no manifest.json)")
     with writer_of(run, "re-run `amir-bench score` to continue", counted="scores.jsonl",
                    what="scores"):
         res = score_run(run, ckpt=ckpt, backend=backend, batch_size=batch_size,
-                        data_dir=data_dir, template=template, console=console)
+                        data_dir=data_dir, template=template, console=console,
+                        backend_kwargs=backend_kwargs)
     console.print(f"{run / 'scores.jsonl'}: scored {res['scored']} samples "
                   f"({res['already']} already scored)")
 

@@ -28,7 +28,22 @@ def select_problems(cfg: RunConfig):
     return out
 
 
-def _manifest(cfg: RunConfig, backend_name: str, selected: list) -> dict:
+def served_model(cfg: RunConfig) -> dict | None:
+    """Manifest entries of a model behind OpenAI-compatible servers (the servers are asked
+    for it); None for a local checkpoint, whose path is checked here instead."""
+    endpoint = cfg.backend_kwargs.get("endpoint")
+    if endpoint is None:
+        from amir_bench.backends.hf import resolve_checkpoint
+        resolve_checkpoint(cfg.ckpt)
+        return None
+    from amir_bench.backends.endpoint import probe_servers
+    endpoint, entries = probe_servers(endpoint)
+    cfg.backend_kwargs["endpoint"] = endpoint
+    return entries
+
+
+def _manifest(cfg: RunConfig, backend_name: str, selected: list,
+              served: dict | None = None) -> dict:
     """The run's manifest: decoding, template and, per benchmark, its rows and its n. Where
     each n came from (`n_source`) is provenance, outside the configuration `--resume` checks:
     the same n given by --n or by a preset is the same run."""
@@ -41,9 +56,10 @@ def _manifest(cfg: RunConfig, backend_name: str, selected: list) -> dict:
         entries[spec.name] = dict(entry, n=cfg.n_for(spec.name))
     sources = {b: cfg.n_source.get(b, "decoding") for b in entries}
     return new_manifest(
-        checkpoint=cfg.ckpt, checkpoint_sha256=checkpoint_hash(cfg.ckpt), backend=backend_name,
-        decoding=cfg.manifest_decoding(list(entries)), template=cfg.template,
-        benchmarks=entries, shard=cfg.shard or "0/1", extra={"n_source": sources})
+        checkpoint=cfg.ckpt, checkpoint_sha256=None if served else checkpoint_hash(cfg.ckpt),
+        backend=backend_name, decoding=cfg.manifest_decoding(list(entries)),
+        template=cfg.template, benchmarks=entries, shard=cfg.shard or "0/1",
+        extra={"n_source": sources, **(served or {})})
 
 
 def _open_backend(cfg: RunConfig, backend_name: str):
@@ -77,27 +93,27 @@ def _record(spec: Any, p: Any, s: int, g: Generation, gr: Any) -> SampleRecord:
         benchmark=spec.name, problem_id=p.id, sample_idx=s, completion=g.text,
         finish_reason=g.finish_reason, num_tokens=g.num_tokens, gen_logprob_sum=g.logprob_sum,
         extracted=gr.extracted, correct=gr.correct, grade_status=gr.status, gold=p.answer,
-        extract_mode=gr.extract_mode)
+        extract_mode=gr.extract_mode, reasoning=g.reasoning, reasoning_tokens=g.reasoning_tokens)
 
 
 def run_eval(cfg: RunConfig, console: Any = None) -> dict:
     """Evaluate a checkpoint; returns the summary. Records are flushed per batch."""
-    from amir_bench.backends.hf import resolve_checkpoint
     from amir_bench.grading import Grader, item_for
 
     out = cfg.run_dir
     # Cheap checks first: bad flags, checkpoint path or backend fail before data is fetched.
     from benchmarks.presets import select
     validate(cfg, select(cfg.benchmarks).names)
-    resolve_checkpoint(cfg.ckpt)
     backend_name = resolve_backend_name(cfg.backend)
+    served = served_model(cfg)  # --backend openai: the model behind the servers
     parse_shard(cfg.shard)
     selected = select_problems(cfg)
-    manifest = _manifest(cfg, backend_name, selected)
+    manifest = _manifest(cfg, backend_name, selected, served)
     existing = open_run_dir(out, manifest, cfg.resume)
     backend = _open_backend(cfg, backend_name)
     init_run_dir(out, manifest)
-    groups, lookup = _requests(cfg, selected, {r.key for r in existing}, backend.tokenizer)
+    groups, lookup = _requests(cfg, selected, {r.key for r in existing},
+                               getattr(backend, "tokenizer", None))
     total = sum(len(r.sample_indices) for reqs in groups.values() for r in reqs)
     progress = progress_bar(console)
     written = list(existing)

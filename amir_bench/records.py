@@ -68,6 +68,8 @@ class SampleRecord(_Keyed):
     ref_correct: bool | None = None  # another harness's verdict on this sample (imports)
     ref_source: str | None = None  # which harness, task, filter and metric gave ref_correct
     prompt: str | None = None  # the exact prompt, when it was not built from the template
+    reasoning: str | None = None  # a reasoning model's thinking part; `completion` is the answer
+    reasoning_tokens: int | None = None  # tokens of `reasoning` (included in num_tokens)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SampleRecord":

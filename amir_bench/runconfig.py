@@ -43,7 +43,7 @@ class RunConfig:
     n_per_benchmark: dict[str, int] = field(default_factory=dict)
     n_source: dict[str, str] = field(default_factory=dict)
     template: str = field(default="boxed", metadata=_help("boxed | amir-xml | plain"))
-    backend: str = field(default="auto", metadata=_help("auto | hf | vllm"))
+    backend: str = field(default="auto", metadata=_help("auto | hf | vllm | openai"))
     resume: bool = field(default=False, metadata=_help("continue an interrupted run"))
     shard: str | None = field(default=None, metadata=_help("i/N: this process's share"))
     data_dir: str | None = field(default=None, metadata=_help(

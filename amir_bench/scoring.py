@@ -44,7 +44,8 @@ def run_problems(manifest: dict, data_dir: str | None) -> dict[tuple[str, str], 
 
 def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
               batch_size: int | None = None, data_dir: str | None = None,
-              template: str | None = None, console: Any = None) -> dict:
+              template: str | None = None, console: Any = None,
+              backend_kwargs: dict | None = None) -> dict:
     """Score every sample of a run that has no score yet; returns counts."""
     from amir_bench.backends import make_backend
     from amir_bench.evaluate import progress_bar
@@ -72,8 +73,9 @@ def score_run(run_dir: Path, ckpt: str | None = None, backend: str = "hf",
     if not todo:
         return {"scored": 0, "already": len(done)}
     problems = run_problems(run.manifest, data_dir)
-    be = make_backend(backend, str(scorer), **({"batch_size": batch_size} if batch_size else {}))
-    tok = be.tokenizer
+    be = make_backend(backend, str(scorer), **({"batch_size": batch_size} if batch_size else {}),
+                      **(backend_kwargs or {}))
+    tok = getattr(be, "tokenizer", None)
     prompts: dict[tuple[str, str], str] = {}
     chunk = max(1, batch_size or 64)
     with JsonlAppender(spath) as sink, progress_bar(console) as progress:

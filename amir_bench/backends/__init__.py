@@ -31,6 +31,8 @@ class Generation:
     finish_reason: str  # "stop" | "length" | "error"
     logprob_sum: float | None  # sampled tokens under the sampling distribution
     token_ids: list[int] | None = None  # sampled ids incl. the stop token (not persisted)
+    reasoning: str | None = None  # a reasoning model's thinking part; `text` is the answer
+    reasoning_tokens: int | None = None  # tokens of `reasoning` (included in num_tokens)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Backend(Protocol):
 BACKENDS: dict[str, str] = {
     "hf": "amir_bench.backends.hf:HFBackend",
     "vllm": "amir_bench.backends.vllm:VLLMBackend",
+    "openai": "amir_bench.backends.endpoint:OpenAIBackend",  # OpenAI-compatible servers
 }
 
 
