@@ -201,8 +201,8 @@ class EndpointPool:
                     await asyncio.sleep(delay)
         url, e = last
         raise UserError(f"endpoint {url} failed {self.cfg.max_retries + 1} time(s) "
-                        f"({type(e).__name__}: {one_line(e)}); records written so far are "
-                        f"kept, re-run with --resume")
+                        f"({type(e).__name__}: {one_line(e)}); what was written so far is "
+                        f"kept: `run --resume` (or `score` again) continues")
 
     async def close(self) -> None:
         for c in self.clients:
