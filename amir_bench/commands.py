@@ -251,10 +251,13 @@ def import_cmd(
     from amir_bench.evaluate import summary_table
     from amir_bench.importer import ImportRequest, import_run
 
-    res = import_run(ImportRequest(
-        path=file, out=out, fmt=fmt, benchmark=benchmark, tokenizer=tokenizer, data_dir=data_dir,
-        template=template, grade_timeout=grade_timeout, filter_name=filter_name,
-        skip_unmatched=skip_unmatched))
+    if not file.exists():
+        raise UserError(f"{file}: no such file or folder")
+    with writer_of(out):  # the run is written at the end, all or nothing
+        res = import_run(ImportRequest(
+            path=file, out=out, fmt=fmt, benchmark=benchmark, tokenizer=tokenizer,
+            data_dir=data_dir, template=template, grade_timeout=grade_timeout,
+            filter_name=filter_name, skip_unmatched=skip_unmatched))
     console = _console()
     for note in res["notes"]:
         console.print(f"note: {note}", highlight=False)

@@ -20,6 +20,7 @@ from amir_bench.records import (MANIFEST, SAMPLES, SampleRecord, atomic_write_js
                                 atomic_write_jsonl, iter_jsonl)
 from amir_bench.runstore import benchmark_entry, new_manifest, write_summary
 from amir_bench.limits import GRADE_TIMEOUT_S
+from amir_bench.runlock import LOCK_NAME, has_content
 
 # --format -> "module:function" reading ImportRequest -> ImportSource
 READERS: dict[str, str] = {
@@ -108,6 +109,14 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _count_field(obj: dict, key: str, path: Path, line: int) -> int:
+    """A whole number >= 0 (sample_idx, num_tokens), else a `file:line` UserError."""
+    v = obj[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v % 1 or v < 0:
+        raise UserError(f"{path}:{line}: {key} must be a whole number >= 0, got {v!r}")
+    return int(v)
+
+
 def read_plain(req: ImportRequest, problems: Problems) -> ImportSource:
     """JSONL of {problem_id, sample_idx, completion} (optional num_tokens, finish_reason,
     gold, prompt) for one benchmark."""
@@ -124,16 +133,15 @@ def read_plain(req: ImportRequest, problems: Problems) -> ImportSource:
                 raise UserError(f"{path}:{i}: missing field {key!r}")
         if not isinstance(obj["completion"], str):
             raise UserError(f"{path}:{i}: field 'completion' must be a string")
-        try:
-            idx = int(obj["sample_idx"])
-        except (TypeError, ValueError):
-            raise UserError(f"{path}:{i}: sample_idx must be an integer") from None
+        idx = _count_field(obj, "sample_idx", path, i)
+        nt = _count_field(obj, "num_tokens", path, i) if obj.get("num_tokens") is not None \
+            else None
         fr = obj.get("finish_reason", "stop")
         if fr not in ("stop", "length", "error"):
             raise UserError(f"{path}:{i}: finish_reason must be stop, length or error")
-        nt, gold, prompt = obj.get("num_tokens"), obj.get("gold"), obj.get("prompt")
+        gold, prompt = obj.get("gold"), obj.get("prompt")
         rows.append(ImportRow(f"{path}:{i}", spec.name, str(obj["problem_id"]), idx,
-                              obj["completion"], int(nt) if nt is not None else None, fr,
+                              obj["completion"], nt, fr,
                               str(gold) if gold is not None else None,
                               prompt if isinstance(prompt, str) else None))
     return ImportSource(rows, checkpoint=f"import:{path}", checkpoint_sha256=file_sha256(path),
@@ -154,7 +162,7 @@ def import_run(req: ImportRequest) -> dict:
     """Read, check, count, grade and write one run; returns counts, notes and the summary."""
     out = Path(req.out)
     reader = _reader(req.fmt)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if has_content(out):
         raise UserError(f"{out} exists and is not empty; choose another --out")
     problems = Problems(req.data_dir)
     src = reader(req, problems)
@@ -260,7 +268,8 @@ def write_run(out: Path, records: list[SampleRecord], manifest: dict) -> dict:
         atomic_write_json(out / MANIFEST, manifest)
     except BaseException:
         for f in out.iterdir():
-            f.unlink()
+            if f.name != LOCK_NAME:  # the writer's lock goes when the writer ends
+                f.unlink()
         raise
     return summary
 

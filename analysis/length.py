@@ -176,6 +176,10 @@ def length_bias(run_dirs: Iterable[PathLike] | RunSet, seed: int = 0,
         per_run[r.label] = {"benchmarks": blocks, "overall": overall}
 
     pairs = _paired_lengths(rs, benches, notes, seed=seed, resamples=resamples)
+    if len(rs.runs) > 1 and not any(p["benchmarks"] for p in pairs):
+        pairs = []  # nothing shared: per-run statistics only, and say so
+        notes.append("the runs have no benchmark problems in common: paired length "
+                     "differences are not computed (per-run statistics only)")
     notes.extend(duplicate_notes(rs))
     return jsonable({
         "kind": "length",

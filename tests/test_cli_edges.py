@@ -234,3 +234,29 @@ def test_summary_counts_duplicate_keys_once_and_says_so(tmp_path, capsys):
     assert summary["amc23"]["avg@n"] == pytest.approx(0.25)
     assert main(["summary", str(run)]) == 0
     assert "1 duplicate (problem, sample) records" in capsys.readouterr().err
+
+
+def test_import_refuses_negative_sample_idx_and_writes_nothing(tmp_path, capsys):
+    src = tmp_path / "gens.jsonl"
+    src.write_text('{"problem_id": "arith-test-00000", "sample_idx": -1, "completion": "x", '
+                   '"num_tokens": 5}\n')
+    out = tmp_path / "imp"
+    rc = main(["import", str(src), "--benchmark", "arith", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "gens.jsonl:1: sample_idx must be a whole number >= 0, got -1" in err
+    assert not out.exists()
+
+
+def test_length_without_a_shared_benchmark_says_so(tmp_path, capsys):
+    import json
+
+    from runfactory import make_run
+
+    a = make_run(tmp_path / "a", {"p1": [True, False]}, benchmark="amc23")
+    b = make_run(tmp_path / "b", {"p1": [True, True]}, benchmark="aime24")
+    out = tmp_path / "length.json"
+    assert main(["length", str(a), str(b), "--out", str(out)]) == 0
+    assert "no benchmark problems in common" in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["pairs"] == [] and any("in common" in n for n in res["notes"])
