@@ -1069,7 +1069,8 @@ class Grader:
             # wait for a result, a ready signal or the nearest deadline
             busy = [w for w in self._workers if w.inflight]
             deadlines = [w.head_started + self.timeout for w in busy]
-            if not any(w.ready for w in self._workers) and \
+            # a ready signal may sit unread when the first batch comes long after startup
+            if not any(w.ready or w.conn.poll() for w in self._workers) and \
                     now - max(w.spawned for w in self._workers) > self.STARTUP_TIMEOUT:
                 raise RuntimeError("grading workers did not start within "
                                    f"{self.STARTUP_TIMEOUT:.0f} s (see stderr)")

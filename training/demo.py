@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from amir_bench.records import atomic_write_json, atomic_write_text
 from training.warmstart import WarmStartConfig
@@ -58,6 +60,29 @@ class DemoConfig:
             cfg.warm = WarmStartConfig(min_steps=40, max_steps=40, steps_per_check=40,
                                        probe_problems=16, max_new_tokens=32)
         return cfg
+
+
+@dataclass
+class StageClock:
+    """Wall and CPU seconds per demo stage. CPU is this process's plus that of finished child
+    processes (graders and their workers), so it stays meaningful on a busy machine."""
+    stages: list[dict] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
+        try:
+            yield
+        finally:
+            self.stages.append({"stage": name,
+                                "wall_s": round(time.perf_counter() - wall, 2),
+                                "cpu_s": round(time.process_time() - cpu, 2),
+                                "children_cpu_s": round(_children_cpu() - kids, 2)})
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 # ------------------------------------------------------------------------------ stages
@@ -151,31 +176,40 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     hf_logging.disable_progress_bar()  # the demo draws its own progress bars
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     t_start = time.perf_counter()
+    clock = StageClock()
     cfg.out.mkdir(parents=True, exist_ok=True)
-    base, warm = stage_base(cfg, log)
-    trained = {(a, s): stage_train(cfg, base, a, s, log) for s in range(cfg.seeds) for a in ALGOS}
-    runs = {"base": stage_eval(cfg, base, "base", log)}
-    for (a, s), d in trained.items():
-        runs[f"{a}-s{s}"] = stage_eval(cfg, d, f"{a}-s{s}", log)
-    for r in runs.values():
-        stage_score(r, log)
+    with clock.stage("warm start"):
+        base, warm = stage_base(cfg, log)
+    trained = {}
+    for s in range(cfg.seeds):
+        for a in ALGOS:
+            with clock.stage(f"train {LABELS[a]} s{s}"):
+                trained[(a, s)] = stage_train(cfg, base, a, s, log)
+    runs = {}
+    for name, ckpt in [("base", base), *((f"{a}-s{s}", d) for (a, s), d in trained.items())]:
+        with clock.stage(f"eval {name}"):
+            runs[name] = stage_eval(cfg, ckpt, name, log)
+    for name, r in runs.items():
+        with clock.stage(f"score {name}"):
+            stage_score(r, log)
 
     log("[5/5] analyses and report")
     analysis_dir = cfg.out / "analysis"
     per_seed = []
-    for s in range(cfg.seeds):
-        trio = [runs["base"], runs[f"grpo-s{s}"], runs[f"amir-grpo-s{s}"]]
-        cov = coverage(trio, seed=s)
-        mar = margin(trio)
-        per_seed.append(_headline(runs, s, cov, mar))
-        if s == 0:
-            atomic_write_json(analysis_dir / "coverage.json", cov)
-            atomic_write_json(analysis_dir / "length.json", length_bias(trio))
-            atomic_write_json(analysis_dir / "margin.json", mar)
-    report_dir = cfg.out / "report"
-    build_report([runs["base"], runs["grpo-s0"], runs["amir-grpo-s0"]], report_dir,
-                 train_logs=[trained[("grpo", 0)], trained[("amir-grpo", 0)]],
-                 names=["base", "GRPO", "AMIR-GRPO"])
+    with clock.stage("analyses + report"):
+        for s in range(cfg.seeds):
+            trio = [runs["base"], runs[f"grpo-s{s}"], runs[f"amir-grpo-s{s}"]]
+            cov = coverage(trio, seed=s)
+            mar = margin(trio)
+            per_seed.append(_headline(runs, s, cov, mar))
+            if s == 0:
+                atomic_write_json(analysis_dir / "coverage.json", cov)
+                atomic_write_json(analysis_dir / "length.json", length_bias(trio))
+                atomic_write_json(analysis_dir / "margin.json", mar)
+        report_dir = cfg.out / "report"
+        build_report([runs["base"], runs["grpo-s0"], runs["amir-grpo-s0"]], report_dir,
+                     train_logs=[trained[("grpo", 0)], trained[("amir-grpo", 0)]],
+                     names=["base", "GRPO", "AMIR-GRPO"])
     result = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "warm_start": {k: warm[k] for k in ("steps", "probe_accuracy", "seconds") if k in warm},
@@ -183,6 +217,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
         "per_seed": per_seed,
         "across_seeds": _across_seeds(per_seed) if cfg.seeds > 1 else None,
         "report": {"html": str(report_dir / "report.html"), "md": str(report_dir / "report.md")},
+        "stages": clock.stages,
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     atomic_write_json(cfg.out / "demo.json", result)
@@ -273,6 +308,16 @@ def headline_markdown(result: dict) -> str:
                 ci = "-" if v["ci_low"] is None else f"[{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
                 mean = "-" if v["mean"] is None else f"{v['mean']:.4f}"
                 lines.append(f"| {model} | {name} | {mean} | {ci} |")
+    return "\n".join(lines) + "\n"
+
+
+def stages_markdown(result: dict) -> str:
+    """Per-stage wall and CPU seconds of this invocation (a reused stage shows ~0 s)."""
+    lines = ["| stage | wall s | CPU s (this process) | CPU s (child processes) |",
+             "|---|---:|---:|---:|"]
+    for st in result.get("stages", []):
+        lines.append(f"| {st['stage']} | {st['wall_s']:.1f} | {st['cpu_s']:.1f} | "
+                     f"{st['children_cpu_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
