@@ -65,6 +65,7 @@ def warm_child(source: str, ckpt: str, hidden: int, layers: int) -> None:
 
     spec = importlib.util.spec_from_file_location("warmstart_under_test", source)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     build_tiny_checkpoint(ckpt, seed=0, hidden=hidden, layers=layers, intermediate=3 * hidden)
     info = mod.warm_start(Path(ckpt), mod.WarmStartConfig(), log=lambda s: print(s, file=sys.stderr))

@@ -45,6 +45,7 @@ class DemoConfig:
     eval_temperature: float = 1.0
     eval_limit: int | None = None  # None: the whole arith test split
     max_new_tokens: int = 48
+    workers: int = 2  # processes that train/evaluate/score models side by side (1: in-process)
     train_steps: int | None = None  # None: the recipe's
     train_overrides: tuple[str, ...] = ()
     warm: WarmStartConfig = field(default_factory=WarmStartConfig)
@@ -114,7 +115,7 @@ def stage_base(cfg: DemoConfig, log: Callable[[str], None]) -> tuple[Path, dict]
 
 
 def stage_train(cfg: DemoConfig, base: Path, algo: str, seed: int,
-                log: Callable[[str], None]) -> Path:
+                log: Callable[[str], None], bars: bool = True) -> Path:
     """One training run from the shared base; a finished run (train_info.json) is reused."""
     from training.config import load_config
     from training.train import train
@@ -136,12 +137,14 @@ def stage_train(cfg: DemoConfig, base: Path, algo: str, seed: int,
     log(f"[2/5] train {LABELS[algo]} seed {seed}: {tcfg.trl.get('max_steps')} steps"
         + (" (resuming)" if resume else ""))
     t0 = time.perf_counter()
-    train(tcfg, out, resume=resume, callbacks=[_progress_callback(LABELS[algo], seed)], quiet=True)
+    bar = [_progress_callback(LABELS[algo], seed)] if bars else []
+    train(tcfg, out, resume=resume, callbacks=bar, quiet=True)
     log(f"      done in {time.perf_counter() - t0:.0f} s")
     return out
 
 
-def stage_eval(cfg: DemoConfig, ckpt: Path, name: str, log: Callable[[str], None]) -> Path:
+def stage_eval(cfg: DemoConfig, ckpt: Path, name: str, log: Callable[[str], None],
+               bars: bool = True) -> Path:
     from amir_bench.evaluate import RunConfig, run_eval
 
     out = cfg.out / "runs" / name
@@ -149,15 +152,79 @@ def stage_eval(cfg: DemoConfig, ckpt: Path, name: str, log: Callable[[str], None
     run_eval(RunConfig(ckpt=str(ckpt), out=out, benchmarks=("arith",), n=cfg.eval_n,
                        temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens,
                        template=cfg.template, seed=0, backend="hf", resume=True,
-                       limit=cfg.eval_limit, grade_workers=1))
+                       limit=cfg.eval_limit, grade_workers=1), console=_console(bars))
     return out
 
 
-def stage_score(run: Path, log: Callable[[str], None]) -> None:
+def stage_score(run: Path, log: Callable[[str], None], bars: bool = True) -> None:
     from amir_bench.scoring import score_run
 
-    res = score_run(run)
+    res = score_run(run, console=_console(bars))
     log(f"[4/5] score {run.name}: {res['scored']} new, {res['already']} already scored")
+
+
+def _console(bars: bool) -> Any:
+    """None (the default console, progress bars shown) or a silent one (worker processes)."""
+    from rich.console import Console
+
+    return None if bars else Console(quiet=True)
+
+
+# ------------------------------------------------------------------------------ parallel
+# Training, evaluating and scoring each model is one chain of stages; chains run in
+# cfg.workers spawned processes with one torch thread each. A tiny model's generation and
+# small matmuls gain little from a second thread, so two chains at once use both cores.
+
+
+def model_chain(cfg: DemoConfig, base: Path, algo: str | None, seed: int,
+                log: Callable[[str], None], bars: bool = True) -> dict:
+    """Train (unless algo is None: the base itself), evaluate and score one model."""
+    clock = StageClock()
+    ckpt, name = base, "base"
+    if algo is not None:
+        name = f"{algo}-s{seed}"
+        with clock.stage(f"train {LABELS[algo]} s{seed}"):
+            ckpt = stage_train(cfg, base, algo, seed, log, bars)
+    with clock.stage(f"eval {name}"):
+        run = stage_eval(cfg, ckpt, name, log, bars)
+    with clock.stage(f"score {name}"):
+        stage_score(run, log, bars)
+    return {"name": name, "algo": algo, "seed": seed, "ckpt": ckpt, "run": run,
+            "stages": clock.stages}
+
+
+def run_chains(cfg: DemoConfig, base: Path, log: Callable[[str], None]) -> list[dict]:
+    """Every model's chain: in worker processes when cfg.workers > 1, else in this one."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs: list[tuple[str | None, int]] = [(a, s) for s in range(cfg.seeds) for a in ALGOS]
+    jobs.append((None, 0))
+    workers = max(1, min(cfg.workers, len(jobs), os.cpu_count() or 1))
+    if workers == 1:
+        return [model_chain(cfg, base, a, s, log) for a, s in jobs]
+    log(f"      training, evaluating and scoring {len(jobs)} models in {workers} processes")
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init) as pool:
+        futures = [pool.submit(model_chain, cfg, base, a, s, _print_line, False)
+                   for a, s in jobs]
+        return [f.result() for f in futures]
+
+
+def _worker_init() -> None:
+    import warnings
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(1)
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def _print_line(s: str) -> None:
+    print(s, flush=True)
 
 
 # ------------------------------------------------------------------------------ pipeline
@@ -180,18 +247,12 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     with clock.stage("warm start"):
         base, warm = stage_base(cfg, log)
-    trained = {}
-    for s in range(cfg.seeds):
-        for a in ALGOS:
-            with clock.stage(f"train {LABELS[a]} s{s}"):
-                trained[(a, s)] = stage_train(cfg, base, a, s, log)
-    runs = {}
-    for name, ckpt in [("base", base), *((f"{a}-s{s}", d) for (a, s), d in trained.items())]:
-        with clock.stage(f"eval {name}"):
-            runs[name] = stage_eval(cfg, ckpt, name, log)
-    for name, r in runs.items():
-        with clock.stage(f"score {name}"):
-            stage_score(r, log)
+    with clock.stage("train + eval + score, all models"):
+        chains = run_chains(cfg, base, log)
+    for c in chains:
+        clock.stages.extend(c["stages"])
+    trained = {(c["algo"], c["seed"]): c["ckpt"] for c in chains if c["algo"]}
+    runs = {c["name"]: c["run"] for c in chains}
 
     log("[5/5] analyses and report")
     analysis_dir = cfg.out / "analysis"

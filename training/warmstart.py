@@ -24,9 +24,11 @@ class WarmStartConfig:
     lr: float = 1e-2  # peak learning rate, after a linear warmup; cosine decay to max_steps
     warmup_steps: int = 20
     min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
-    batch_size: int = 32
-    first_check: int = 100  # steps before the first probe (an untrained model scores 0)
-    steps_per_check: int = 25
+    # 16 rows a step learned faster per example than 32: probe accuracy at step 200 was 11 %
+    # with 16 rows (3,200 examples) and 7 % with 32 (6,400 examples), both at lr 1e-2
+    batch_size: int = 16
+    first_check: int = 150  # steps before the first probe (earlier ones stay far below the band)
+    steps_per_check: int = 50
     min_steps: int = 0  # train at least this many steps whatever the probe says
     max_steps: int = 400
     # Stop once the probe estimate reaches target_low. It sits above the band's 20 % floor
