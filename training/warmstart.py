@@ -27,10 +27,10 @@ class WarmStartConfig:
     # 16 rows a step learned faster per example than 32: probe accuracy at step 200 was 11 %
     # with 16 rows (3,200 examples) and 7 % with 32 (6,400 examples), both at lr 1e-2
     batch_size: int = 16
-    first_check: int = 150  # steps before the first probe (earlier ones stay far below the band)
+    first_check: int = 300  # steps before the first probe (earlier ones stay far below the band)
     steps_per_check: int = 50
     min_steps: int = 0  # train at least this many steps whatever the probe says
-    max_steps: int = 400
+    max_steps: int = 800
     # Stop once the probe estimate reaches target_low. It sits above the band's 20 % floor
     # because the 64-problem probe is noisy (±5 points) and the full test split decides.
     target_low: float = 0.25
