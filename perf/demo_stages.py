@@ -3,11 +3,17 @@
     python perf/demo_stages.py --out /tmp/ds                 # the demo, per-stage wall + CPU
     python perf/demo_stages.py --out /tmp/ds --before main   # + git ref main's warm start
     python perf/demo_stages.py --out /tmp/ds --quick         # the toy-size demo
+    python perf/demo_stages.py --step-cost                   # one warm-start step, 2 layouts
 
 The demo runs in a child process (`amir-bench demo --out OUT/demo`, a fresh folder each
 time); its demo.json holds the stage table: wall seconds, CPU seconds of the demo process
 and CPU seconds of its finished child processes (graders). CPU seconds are what to compare
 on a shared machine; wall seconds only on a quiet one.
+
+--step-cost times one warm-start step (forward + backward) on the demo's model size for the
+same batches in both layouts, interleaved: every row padded to the batch's longest (the
+previous layout) and the shared system prompt run once per batch (this tree's), at 32 and
+16 rows; CPU seconds of this process and wall seconds, medians over --steps batches.
 
 --before REF runs the warm start of REF's `training/warmstart.py` (read with `git show`, so
 the exact previous code: its schedule, batch layout and probe cadence) in a child process,
@@ -31,6 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see amir_bench/cli.py
 
 
 def children_cpu() -> float:
@@ -89,6 +96,40 @@ def run_before(ref: str, out: Path, demo_config: dict) -> dict:
             **json.loads(res["stdout"].strip().splitlines()[-1])}
 
 
+def step_cost(steps: int, hidden: int = 128, layers: int = 4) -> str:
+    """Median CPU and wall seconds of one SFT step per (layout, rows), interleaved."""
+    import random
+    import statistics
+
+    from amir_bench.tiny import build_model, build_tokenizer
+    from benchmarks import arith
+    from benchmarks.specs import get_spec
+    from training.warmstart import sft_examples, sft_loss, shared_prefix_len
+
+    tok = build_tokenizer()
+    model = build_model(tok, hidden=hidden, layers=layers, intermediate=3 * hidden, seed=0)
+    data = sft_examples(tok, arith.generate("train"), get_spec("arith"), "amir-xml")
+    prefix = shared_prefix_len(data)
+    variants = [(name, p, rows) for rows in (32, 16)
+                for name, p in (("padded rows", 0), ("shared prefix", prefix))]
+    times: dict[tuple, list[tuple[float, float]]] = {(n, r): [] for n, _, r in variants}
+    model.train()
+    for k in range(steps + 1):  # round 0 warms up and is dropped
+        for name, p, rows in variants:
+            batch = random.Random(k).sample(data, rows)
+            wall, cpu = time.perf_counter(), time.process_time()
+            sft_loss(model, batch, tok.pad_token_id, p).backward()
+            model.zero_grad(set_to_none=True)
+            if k:
+                times[(name, rows)].append((time.process_time() - cpu, time.perf_counter() - wall))
+    lines = [f"shared prefix: {prefix} tokens", "",
+             "| layout | rows | CPU s / step | wall s / step |", "|---|---:|---:|---:|"]
+    for (name, rows), ts in times.items():
+        lines.append(f"| {name} | {rows} | {statistics.median(t[0] for t in ts):.3f} | "
+                     f"{statistics.median(t[1] for t in ts):.3f} |")
+    return "\n".join(lines)
+
+
 def report(after: dict, before: dict | None, ref: str | None) -> str:
     demo = after["demo"]
     lines = ["| stage | wall s | CPU s (demo process) | CPU s (children) |", "|---|---:|---:|---:|"]
@@ -121,7 +162,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="the toy-size demo")
     ap.add_argument("--before", metavar="REF", default=None,
                     help="also time the warm start of this git ref (full-size demo only)")
+    ap.add_argument("--step-cost", action="store_true",
+                    help="only time one warm-start step in both batch layouts")
+    ap.add_argument("--steps", type=int, default=5, help="batches per variant (--step-cost)")
     args = ap.parse_args()
+    if args.step_cost:
+        print(f"machine: {os.cpu_count()} cores, {cpu_model()}; load average "
+              f"{os.getloadavg()[0]:.1f}")
+        print(step_cost(args.steps))
+        return
     if args.before and args.quick:
         sys.exit("--before compares the full-size warm start; drop --quick")
     out = args.out or Path(tempfile.mkdtemp(prefix="demo-stages-"))
