@@ -1,7 +1,7 @@
 """Where `amir-bench demo` spends its time, stage by stage; the warm start before vs after.
 
     python perf/demo_stages.py --out /tmp/ds                 # the demo, per-stage wall + CPU
-    python perf/demo_stages.py --out /tmp/ds --before main   # + git ref main's warm start
+    python perf/demo_stages.py --out /tmp/ds --before REF    # + commit REF's warm start
     python perf/demo_stages.py --out /tmp/ds --quick         # the toy-size demo
     python perf/demo_stages.py --step-cost                   # one warm-start step, 2 layouts
 
