@@ -275,18 +275,27 @@ def demo_cmd(
     out: Path = typer.Option(Path("demo"), "--out", help="output folder (re-running continues)"),
     seeds: int = typer.Option(1, "--seeds", help="training seeds; >1 reports mean ± CI"),
     quick: bool = typer.Option(False, "--quick", help="the same pipeline at toy size (CI)"),
+    profile: bool = typer.Option(False, "--profile", help="also profile the run with cProfile: "
+                                 "OUT/profile.pstats and the top functions by own time"),
 ) -> None:
     """Warm-start a tiny model, train GRPO and AMIR-GRPO, evaluate, analyse and report."""
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from amir_bench.demo import DemoConfig, headline_markdown, run_demo
+    from amir_bench.demo import DemoConfig, headline_markdown, run_demo, stages_markdown
 
     if seeds < 1:
         raise UserError("--seeds must be >= 1")
     console = Console()
-    result = run_demo(DemoConfig.make(out, seeds=seeds, quick=quick),
-                      log=lambda s: console.print(s, highlight=False))
+    cfg = DemoConfig.make(out, seeds=seeds, quick=quick)
+
+    def log(s: str) -> None:
+        console.print(s, highlight=False)
+
+    with writer_of(out, resume_hint="re-run the same command to continue", counted="demo.json",
+                   what="finished stages' outputs"):
+        result = _profiled(run_demo, cfg, log, path=out / "profile.pstats") if profile \
+            else run_demo(cfg, log)
     console.print(Markdown(headline_markdown(result)))
     base = result["base_avg@n"]
     console.print(f"base avg@8 after warm start: {100 * base:.1f} % "
@@ -295,7 +304,23 @@ def demo_cmd(
         console.print("[yellow]note: the base model's accuracy is outside the 20-60 % band the "
                       "warm start aims for; RL has less room to show differences[/yellow]")
     console.print(f"report: {result['report']['html']}\n        {result['report']['md']}")
+    console.print(Markdown("Time per stage (also in demo.json):\n\n" + stages_markdown(result)))
     console.print(f"demo finished in {result['seconds']:.0f} s")
+
+
+def _profiled(fn, *args, path: Path) -> dict:
+    """fn(*args) under cProfile; the stats go to `path`, the top 25 by own time to stdout."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    result = prof.runcall(fn, *args)
+    prof.dump_stats(str(path))
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
+    typer.echo(buf.getvalue())
+    return result
 
 
 def ls_cmd(

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from amir_bench.records import atomic_write_json, atomic_write_text
 from training.warmstart import WarmStartConfig
@@ -43,6 +45,7 @@ class DemoConfig:
     eval_temperature: float = 1.0
     eval_limit: int | None = None  # None: the whole arith test split
     max_new_tokens: int = 48
+    workers: int = 2  # processes that train/evaluate/score models side by side (1: in-process)
     train_steps: int | None = None  # None: the recipe's
     train_overrides: tuple[str, ...] = ()
     warm: WarmStartConfig = field(default_factory=WarmStartConfig)
@@ -58,6 +61,29 @@ class DemoConfig:
             cfg.warm = WarmStartConfig(min_steps=40, max_steps=40, steps_per_check=40,
                                        probe_problems=16, max_new_tokens=32)
         return cfg
+
+
+@dataclass
+class StageClock:
+    """Wall and CPU seconds per demo stage. CPU is this process's plus that of finished child
+    processes (graders and their workers), so it stays meaningful on a busy machine."""
+    stages: list[dict] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
+        try:
+            yield
+        finally:
+            self.stages.append({"stage": name,
+                                "wall_s": round(time.perf_counter() - wall, 2),
+                                "cpu_s": round(time.process_time() - cpu, 2),
+                                "children_cpu_s": round(_children_cpu() - kids, 2)})
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 # ------------------------------------------------------------------------------ stages
@@ -89,7 +115,7 @@ def stage_base(cfg: DemoConfig, log: Callable[[str], None]) -> tuple[Path, dict]
 
 
 def stage_train(cfg: DemoConfig, base: Path, algo: str, seed: int,
-                log: Callable[[str], None]) -> Path:
+                log: Callable[[str], None], bars: bool = True) -> Path:
     """One training run from the shared base; a finished run (train_info.json) is reused."""
     from training.config import load_config
     from training.train import train
@@ -111,12 +137,14 @@ def stage_train(cfg: DemoConfig, base: Path, algo: str, seed: int,
     log(f"[2/5] train {LABELS[algo]} seed {seed}: {tcfg.trl.get('max_steps')} steps"
         + (" (resuming)" if resume else ""))
     t0 = time.perf_counter()
-    train(tcfg, out, resume=resume, callbacks=[_progress_callback(LABELS[algo], seed)], quiet=True)
+    bar = [_progress_callback(LABELS[algo], seed)] if bars else []
+    train(tcfg, out, resume=resume, callbacks=bar, quiet=True)
     log(f"      done in {time.perf_counter() - t0:.0f} s")
     return out
 
 
-def stage_eval(cfg: DemoConfig, ckpt: Path, name: str, log: Callable[[str], None]) -> Path:
+def stage_eval(cfg: DemoConfig, ckpt: Path, name: str, log: Callable[[str], None],
+               bars: bool = True) -> Path:
     from amir_bench.backends import Decoding
     from amir_bench.evaluate import run_eval
     from amir_bench.runconfig import RunConfig
@@ -127,15 +155,79 @@ def stage_eval(cfg: DemoConfig, ckpt: Path, name: str, log: Callable[[str], None
                    max_new_tokens=cfg.max_new_tokens, seed=0)
     run_eval(RunConfig(ckpt=str(ckpt), out=out, benchmarks=("arith",), decoding=dec,
                        template=cfg.template, backend="hf", resume=True,
-                       limit=cfg.eval_limit, grade_workers=1))
+                       limit=cfg.eval_limit, grade_workers=1), console=_console(bars))
     return out
 
 
-def stage_score(run: Path, log: Callable[[str], None]) -> None:
+def stage_score(run: Path, log: Callable[[str], None], bars: bool = True) -> None:
     from amir_bench.scoring import score_run
 
-    res = score_run(run)
+    res = score_run(run, console=_console(bars))
     log(f"[4/5] score {run.name}: {res['scored']} new, {res['already']} already scored")
+
+
+def _console(bars: bool) -> Any:
+    """None (the default console, progress bars shown) or a silent one (worker processes)."""
+    from rich.console import Console
+
+    return None if bars else Console(quiet=True)
+
+
+# ------------------------------------------------------------------------------ parallel
+# Training, evaluating and scoring each model is one chain of stages; chains run in
+# cfg.workers spawned processes with one torch thread each. A tiny model's generation and
+# small matmuls gain little from a second thread, so two chains at once use both cores.
+
+
+def model_chain(cfg: DemoConfig, base: Path, algo: str | None, seed: int,
+                log: Callable[[str], None], bars: bool = True) -> dict:
+    """Train (unless algo is None: the base itself), evaluate and score one model."""
+    clock = StageClock()
+    ckpt, name = base, "base"
+    if algo is not None:
+        name = f"{algo}-s{seed}"
+        with clock.stage(f"train {LABELS[algo]} s{seed}"):
+            ckpt = stage_train(cfg, base, algo, seed, log, bars)
+    with clock.stage(f"eval {name}"):
+        run = stage_eval(cfg, ckpt, name, log, bars)
+    with clock.stage(f"score {name}"):
+        stage_score(run, log, bars)
+    return {"name": name, "algo": algo, "seed": seed, "ckpt": ckpt, "run": run,
+            "stages": clock.stages}
+
+
+def run_chains(cfg: DemoConfig, base: Path, log: Callable[[str], None]) -> list[dict]:
+    """Every model's chain: in worker processes when cfg.workers > 1, else in this one."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs: list[tuple[str | None, int]] = [(a, s) for s in range(cfg.seeds) for a in ALGOS]
+    jobs.append((None, 0))
+    workers = max(1, min(cfg.workers, len(jobs), os.cpu_count() or 1))
+    if workers == 1:
+        return [model_chain(cfg, base, a, s, log) for a, s in jobs]
+    log(f"      training, evaluating and scoring {len(jobs)} models in {workers} processes")
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init) as pool:
+        futures = [pool.submit(model_chain, cfg, base, a, s, _print_line, False)
+                   for a, s in jobs]
+        return [f.result() for f in futures]
+
+
+def _worker_init() -> None:
+    import warnings
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(1)
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def _print_line(s: str) -> None:
+    print(s, flush=True)
 
 
 # ------------------------------------------------------------------------------ pipeline
@@ -154,31 +246,34 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     hf_logging.disable_progress_bar()  # the demo draws its own progress bars
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     t_start = time.perf_counter()
+    clock = StageClock()
     cfg.out.mkdir(parents=True, exist_ok=True)
-    base, warm = stage_base(cfg, log)
-    trained = {(a, s): stage_train(cfg, base, a, s, log) for s in range(cfg.seeds) for a in ALGOS}
-    runs = {"base": stage_eval(cfg, base, "base", log)}
-    for (a, s), d in trained.items():
-        runs[f"{a}-s{s}"] = stage_eval(cfg, d, f"{a}-s{s}", log)
-    for r in runs.values():
-        stage_score(r, log)
+    with clock.stage("warm start"):
+        base, warm = stage_base(cfg, log)
+    with clock.stage("train + eval + score, all models"):
+        chains = run_chains(cfg, base, log)
+    for c in chains:
+        clock.stages.extend(c["stages"])
+    trained = {(c["algo"], c["seed"]): c["ckpt"] for c in chains if c["algo"]}
+    runs = {c["name"]: c["run"] for c in chains}
 
     log("[5/5] analyses and report")
     analysis_dir = cfg.out / "analysis"
     per_seed = []
-    for s in range(cfg.seeds):
-        trio = [runs["base"], runs[f"grpo-s{s}"], runs[f"amir-grpo-s{s}"]]
-        cov = coverage(trio, seed=s)
-        mar = margin(trio)
-        per_seed.append(_headline(runs, s, cov, mar))
-        if s == 0:
-            atomic_write_json(analysis_dir / "coverage.json", cov)
-            atomic_write_json(analysis_dir / "length.json", length_bias(trio))
-            atomic_write_json(analysis_dir / "margin.json", mar)
-    report_dir = cfg.out / "report"
-    build_report([runs["base"], runs["grpo-s0"], runs["amir-grpo-s0"]], report_dir,
-                 train_logs=[trained[("grpo", 0)], trained[("amir-grpo", 0)]],
-                 names=["base", "GRPO", "AMIR-GRPO"])
+    with clock.stage("analyses + report"):
+        for s in range(cfg.seeds):
+            trio = [runs["base"], runs[f"grpo-s{s}"], runs[f"amir-grpo-s{s}"]]
+            cov = coverage(trio, seed=s)
+            mar = margin(trio)
+            per_seed.append(_headline(runs, s, cov, mar))
+            if s == 0:
+                atomic_write_json(analysis_dir / "coverage.json", cov)
+                atomic_write_json(analysis_dir / "length.json", length_bias(trio))
+                atomic_write_json(analysis_dir / "margin.json", mar)
+        report_dir = cfg.out / "report"
+        build_report([runs["base"], runs["grpo-s0"], runs["amir-grpo-s0"]], report_dir,
+                     train_logs=[trained[("grpo", 0)], trained[("amir-grpo", 0)]],
+                     names=["base", "GRPO", "AMIR-GRPO"])
     result = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "warm_start": {k: warm[k] for k in ("steps", "probe_accuracy", "seconds") if k in warm},
@@ -186,6 +281,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
         "per_seed": per_seed,
         "across_seeds": _across_seeds(per_seed) if cfg.seeds > 1 else None,
         "report": {"html": str(report_dir / "report.html"), "md": str(report_dir / "report.md")},
+        "stages": clock.stages,
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     atomic_write_json(cfg.out / "demo.json", result)
@@ -276,6 +372,16 @@ def headline_markdown(result: dict) -> str:
                 ci = "-" if v["ci_low"] is None else f"[{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
                 mean = "-" if v["mean"] is None else f"{v['mean']:.4f}"
                 lines.append(f"| {model} | {name} | {mean} | {ci} |")
+    return "\n".join(lines) + "\n"
+
+
+def stages_markdown(result: dict) -> str:
+    """Per-stage wall and CPU seconds of this invocation (a reused stage shows ~0 s)."""
+    lines = ["| stage | wall s | CPU s (this process) | CPU s (child processes) |",
+             "|---|---:|---:|---:|"]
+    for st in result.get("stages", []):
+        lines.append(f"| {st['stage']} | {st['wall_s']:.1f} | {st['cpu_s']:.1f} | "
+                     f"{st['children_cpu_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -77,11 +77,14 @@ def amir_bench_run(url: str, out: Path, problems: int, n: int, max_new: int,
     fixed start: data loading, server probe, tokenizer, grader processes)."""
     from amir_bench.backends import endpoint
     from amir_bench.backends.endpoint import EndpointConfig
-    from amir_bench.evaluate import RunConfig, run_eval
+    from amir_bench.backends import Decoding
+    from amir_bench.evaluate import run_eval
+    from amir_bench.runconfig import RunConfig
 
     shutil.rmtree(out, ignore_errors=True)
-    cfg = RunConfig(ckpt="", out=out, benchmarks=("arith",), n=n, temperature=1.0,
-                    max_new_tokens=max_new, limit=problems, backend="openai",
+    cfg = RunConfig(ckpt="", out=out, benchmarks=("arith",),
+                    decoding=Decoding(n=n, temperature=1.0, max_new_tokens=max_new),
+                    limit=problems, backend="openai",
                     backend_kwargs={"endpoint": EndpointConfig(endpoints=(url,),
                                                                concurrency=concurrency,
                                                                server_n=False)})

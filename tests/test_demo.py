@@ -76,3 +76,16 @@ def test_rerun_reuses_finished_stages(demo_out, capsys):
     assert "reusing" in out
     assert {p: p.stat().st_mtime_ns for p in demo_out.rglob("*.safetensors")} == before
     assert (demo_out / "runs/grpo-s0/samples.jsonl").read_bytes() == samples
+
+
+def test_same_output_twice(demo_out, tmp_path):
+    # a second run from scratch on the same machine gives the same samples and numbers (seed 0)
+    again = tmp_path / "again"
+    assert main(["demo", "--quick", "--out", str(again)]) == 0
+    for run in ("base", "grpo-s0", "amir-grpo-s0"):
+        rel = f"runs/{run}/samples.jsonl"
+        assert (again / rel).read_bytes() == (demo_out / rel).read_bytes()
+    first, second = (json.loads((d / "demo.json").read_text()) for d in (demo_out, again))
+    assert second["per_seed"] == first["per_seed"]
+    assert second["warm_start"]["probe_accuracy"] == first["warm_start"]["probe_accuracy"]
+    assert [s["stage"] for s in second["stages"]] == [s["stage"] for s in first["stages"]]

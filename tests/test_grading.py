@@ -274,3 +274,16 @@ def test_grade_file_missing_input(tmp_path):
 
 def test_default_extract_constant():
     assert GradeItem("x", "y").extract == DEFAULT_EXTRACT
+
+
+def test_first_batch_long_after_startup_is_graded(monkeypatch):
+    # the workers signal readiness at startup; a first batch that comes later than the startup
+    # timeout (a warm start trains for minutes between probes) must still find them ready
+    monkeypatch.setattr(Grader, "STARTUP_TIMEOUT", 1.0)
+    with Grader(workers=1) as g:
+        deadline = time.monotonic() + 120
+        while not all(w.conn.poll() for w in g._workers) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the ready signal has arrived, unread
+        time.sleep(1.5)  # ... and the startup timeout has passed since the spawn
+        res = g.grade([GradeItem(r"\boxed{\frac{1}{2}}", "0.5")])
+    assert res[0].correct and res[0].status == "ok"

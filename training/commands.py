@@ -42,4 +42,3 @@ def train_cmd(
         if lock:
             lock.release()
     typer.echo(f"checkpoint written to {path}")
-

@@ -348,7 +348,8 @@ class Grader:
 
     def _check_startup(self) -> None:
         """No worker ready long after the newest one was spawned: stop with an error."""
-        if not any(w.ready for w in self._workers) and \
+        # a ready signal may sit unread when the first batch comes long after startup
+        if not any(w.ready or _pending(w) for w in self._workers) and \
                 time.monotonic() - max(w.spawned for w in self._workers) > self.STARTUP_TIMEOUT:
             raise UserError("grading workers did not start within "
                             f"{self.STARTUP_TIMEOUT:.0f} s (see stderr); records written so far "
@@ -447,3 +448,10 @@ def grade_one(completion: str, gold: str, *, timeout: float = GRADE_TIMEOUT_S,
         g = _SHARED[timeout] = Grader(timeout=timeout, workers=1)
     return g.grade([GradeItem(completion=completion, gold=gold, **kw)])[0]
 
+
+def _pending(w) -> bool:
+    """Whether a worker has sent something not read yet (its ready signal, say)."""
+    try:
+        return bool(w.conn.poll())
+    except (OSError, ValueError, EOFError):
+        return False
