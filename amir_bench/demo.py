@@ -16,7 +16,6 @@ calls every subsystem (training, evaluation, analysis, reports).
 from __future__ import annotations
 
 import json
-import math
 import resource
 import shutil
 import time
@@ -315,18 +314,11 @@ def _headline(runs: dict, seed: int, cov: dict, mar: dict) -> dict:
 
 
 def _mean_ci(xs: list[float]) -> dict:
-    """Mean and a 95 % t interval across seeds."""
-    from scipy import stats
+    """Mean and a 95 % t interval across seeds (the replicate-seed analysis's own interval)."""
+    from analysis.replicates import t_interval
 
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
-    m = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return {"mean": m, "ci_low": None, "ci_high": None, "n": len(xs)}
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-    h = stats.t.ppf(0.975, len(xs) - 1) * sd / math.sqrt(len(xs))
-    return {"mean": m, "ci_low": m - h, "ci_high": m + h, "n": len(xs)}
+    r = t_interval(xs)
+    return {"mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"], "n": r["seeds"]}
 
 
 def _across_seeds(per_seed: list[dict]) -> dict:
