@@ -20,6 +20,8 @@ RUNS_HELP = "run directories (manifest.json + samples.jsonl)"
 # options every analysis command takes (one declaration, shared)
 SEED_OPTION = typer.Option(0, "--seed", help="bootstrap seed")
 RESAMPLES_OPTION = typer.Option(10_000, "--resamples", help="bootstrap resamples")
+JSON_OPTION = typer.Option(False, "--json", help="print the JSON to stdout instead of tables "
+                           "(notes and warnings go to stderr)")
 
 
 def _snum4(x) -> str:
@@ -40,9 +42,9 @@ def _check_out(out: Path) -> None:
 
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name (e.g. {out}/result.json)")
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"--out {out}: {parent} is not a directory")
+    from amir_bench.runlock import ensure_writable
+
+    ensure_writable(out.parent if str(out.parent) else Path("."))
 
 
 def _write(out: Path, result: dict, console) -> None:
@@ -130,6 +132,7 @@ def coverage_cmd(
     out: Path = typer.Option(Path("coverage.json"), "--out", help="JSON output file"),
     seed: int = SEED_OPTION,
     resamples: int = RESAMPLES_OPTION,
+    as_json: bool = JSON_OPTION,
     by: Optional[List[str]] = typer.Option(None, "--by",
                                            help="also break the comparison down by subject | "
                                                 "level | difficulty (repeatable)"),
@@ -164,7 +167,8 @@ def coverage_cmd(
             result["replicates"] = replicates_of_runs(groups, seed=seed, resamples=resamples)
         return result
 
-    _analyse(compute, _coverage_all_tables, out, resamples, [base, *runs] if base else runs)
+    _analyse(compute, _coverage_all_tables, out, resamples, [base, *runs] if base else runs,
+             as_json)
 
 
 def _coverage_all_tables(result: dict) -> list:
@@ -234,9 +238,12 @@ def _reference(cov: dict, runs: List[Path], ref: Optional[str]):
     return other.label, reference_rates(cov, frame=other.to_frame())
 
 
-def _analyse(compute, tables, out: Path, resamples: int, runs: List[Path]) -> None:
-    """Shared command body: check options, compute, print the tables, notes and setup
-    warnings, write JSON."""
+def _analyse(compute, tables, out: Path, resamples: int, runs: List[Path],
+             as_json: bool = False) -> None:
+    """Shared command body: check options, compute, print the tables (or, with --json, the
+    JSON on stdout), notes and setup warnings, write JSON."""
+    import json
+
     from amir_bench.errors import UserError
     from amir_bench.setup_compare import setup_warnings_for
 
@@ -244,9 +251,12 @@ def _analyse(compute, tables, out: Path, resamples: int, runs: List[Path]) -> No
         raise UserError("--resamples must be at least 1")
     _check_out(out)
     result = compute()
-    console = _console()
-    for t in tables(result):
-        console.print(t)
+    console = _quiet_console() if as_json else _console()
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        for t in tables(result):
+            console.print(t)
     _notes(result, console)
     for w in setup_warnings_for(runs):
         console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
@@ -299,12 +309,13 @@ def length_cmd(
     out: Path = typer.Option(Path("length.json"), "--out", help="JSON output file"),
     seed: int = SEED_OPTION,
     resamples: int = RESAMPLES_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Length bias: lengths of correct vs incorrect samples, truncation, quintiles, r_pb."""
     from analysis.length import length_bias
 
     _analyse(lambda: length_bias(runs, seed=seed, resamples=resamples), length_tables, out,
-             resamples, runs)
+             resamples, runs, as_json)
 
 
 # ---------------------------------------------------------------- margin
@@ -338,12 +349,13 @@ def margin_cmd(
     out: Path = typer.Option(Path("margin.json"), "--out", help="JSON output file"),
     seed: int = SEED_OPTION,
     resamples: int = RESAMPLES_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Log-prob margin between correct and incorrect samples (needs `amir-bench score`)."""
     from analysis.margin import margin
 
     _analyse(lambda: margin(runs, seed=seed, resamples=resamples), margin_tables, out,
-             resamples, runs)
+             resamples, runs, as_json)
 
 
 # ---------------------------------------------------------------- curves, strata, replicates

@@ -33,8 +33,15 @@ def report_cmd(
 
     if resamples < 1:
         raise UserError("--resamples must be at least 1")
-    data = build_report(runs, out, train_logs=train_log or (), names=name or None, seed=seed,
-                        force=force, resamples=resamples)
+    from amir_bench.runlock import RunLock
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    # one writer; the folder is proven writable before any run is read (a folder made for a
+    # report that then fails is removed)
+    with RunLock(out):
+        data = build_report(runs, out, train_logs=train_log or (), names=name or None,
+                            seed=seed, force=force, resamples=resamples)
     for w in data["warnings"]:
         typer.echo(f"warning: {w}", err=True)
     for note in data["notes"]:

@@ -260,3 +260,38 @@ def test_length_without_a_shared_benchmark_says_so(tmp_path, capsys):
     assert "no benchmark problems in common" in capsys.readouterr().out
     res = json.loads(out.read_text())
     assert res["pairs"] == [] and any("in common" in n for n in res["notes"])
+
+
+@pytest.mark.parametrize("command", ["report", "grade", "coverage"])
+def test_unwritable_outputs_of_other_commands(command, tmp_path, capsys):
+    from runfactory import make_run
+
+    a = make_run(tmp_path / "a", {"p1": [True, False]}, n=2)
+    b = make_run(tmp_path / "b", {"p1": [True, True]}, n=2)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text('{"pred": "\\\\boxed{1}", "gold": "1"}\n')
+    argv = {"report": ["report", str(a), str(b), "--out", str(blocker / "rep")],
+            "grade": ["grade", str(preds), "--out", str(blocker / "g.jsonl")],
+            "coverage": ["coverage", str(a), str(b), "--out", str(blocker / "c.json")]}[command]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err and "cannot write" in err
+
+
+def test_coverage_json_goes_to_stdout(tmp_path, capsys):
+    import json
+
+    from runfactory import make_run
+
+    a = make_run(tmp_path / "a", {"p1": [True, False], "p2": [False, False]}, n=2)
+    b = make_run(tmp_path / "b", {"p1": [True, True], "p2": [True, False]}, n=2)
+    rc = main(["coverage", str(a), str(b), "--json", "--resamples", "200",
+               "--out", str(tmp_path / "c.json")])
+    captured = capsys.readouterr()
+    assert rc == 0
+    res = json.loads(captured.out)
+    assert res["kind"] == "coverage" and res["labels"] == ["a", "b"]
+    assert json.loads((tmp_path / "c.json").read_text()) == res

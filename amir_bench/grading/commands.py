@@ -9,6 +9,7 @@ import typer
 
 from amir_bench.errors import UserError
 from amir_bench.limits import GRADE_TIMEOUT_S
+from amir_bench.runlock import RunLock, ensure_writable
 
 _BENCHMARK_HELP = ("extract as `amir-bench run` does for this benchmark (whole file; "
                    "default: each line's `benchmark` field, else the documented default)")
@@ -28,6 +29,7 @@ def grade_cmd(
     if not file.exists():
         raise UserError(f"{file}: no such file")
     out = out or file.with_name(file.stem + ".graded.jsonl")
+    ensure_writable(out.parent)  # before any grading
     counts = grade_file(file, out, timeout=timeout, benchmark=benchmark,
                         bench_map=parse_map(bench_map))
     modes = counts.pop("by_extract_mode")
@@ -55,10 +57,11 @@ def audit_cmd(
     def grade(path: Path, lines: list) -> list[dict]:
         return grade_lines(path, lines, timeout=timeout, benchmark=benchmark, bench_map=mapping)
 
-    rows, graded = audit_rows(source, grade)
-    res = compare(rows, against, by, source=str(source))
     out = out or source.with_name(source.name.rstrip("/") + ".audit")
-    write_audit(res, out, rows if graded else None, audit_markdown(res, against))
+    with RunLock(out):  # writable before any grading; removed again if nothing is written
+        rows, graded = audit_rows(source, grade)
+        res = compare(rows, against, by, source=str(source))
+        write_audit(res, out, rows if graded else None, audit_markdown(res, against))
     _print_audit(res)
     typer.echo(f"{len(res.disagreements)} disagreements: {out / 'disagreements.md'} "
                f"(and disagreements.jsonl, audit.json{', graded.jsonl' if graded else ''})")
