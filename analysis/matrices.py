@@ -178,8 +178,44 @@ def run_matrices(runs: Sequence[Any]) -> tuple[dict[str, list[SampleMatrix]], li
     """Aligned matrices of loaded runs (amir_bench.records.Run: .samples, .ns)."""
     per_run, notes = [], []
     for run in runs:
-        m, nt = matrices_from_frame(frame_from_records(run.samples), run.ns)
+        m, nt = matrices_from_frame(_run_frame(run), run.ns)
         per_run.append(m)
         notes += [f"{run.path.name}: {x}" for x in nt]
     al, nt = align_matrices(per_run)
     return al, notes + nt
+
+
+def _run_frame(run: Any):
+    """The per-sample frame of a loaded run. The reader's columnar frame serves unless the
+    samples file can hold a reasoning part (a `</think>` or a recorded reasoning_tokens): only
+    then are the SampleRecords (completions included) parsed, which at 1M samples is most of
+    the cost of these analyses."""
+    from amir_bench.records import SAMPLES
+
+    path = getattr(run, "path", None)
+    if run_samples_loaded(run) or path is None or _may_hold_reasoning(path / SAMPLES):
+        return frame_from_records(run.samples)
+    df = run.to_frame().astype({"sample_idx": "int64", "num_tokens": "int64", "correct": bool})
+    return df.assign(reasoning_tokens=np.nan)
+
+
+def run_samples_loaded(run: Any) -> bool:
+    """Whether the run's SampleRecords are already in memory (then they are used as they are)."""
+    return getattr(run, "_samples", None) is not None
+
+
+def _may_hold_reasoning(path) -> bool:
+    """A byte scan of a samples file for `</think>` or a non-null `reasoning_tokens`."""
+    import re
+
+    pat = re.compile(rb'</think>|"reasoning_tokens": *[0-9]')
+    tail = b""
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                if pat.search(tail + chunk):
+                    return True
+                tail = chunk[-64:]
+    except FileNotFoundError:
+        return True
+    return False
