@@ -22,7 +22,7 @@ def _csv(text: Optional[str]) -> tuple[str, ...]:
 
 
 @contextmanager
-def writer_of(folder: Path, resume_hint: str = "", counted: str = "samples.jsonl",
+def writer_of(folder: Path, resume_hint: str = "", counted: str | None = "samples.jsonl",
               what: str = "records") -> Iterator[None]:
     """Hold an output directory as its one writer; Ctrl-C says what was kept (exit 130)."""
     from amir_bench.jsonio import count_lines
@@ -32,9 +32,9 @@ def writer_of(folder: Path, resume_hint: str = "", counted: str = "samples.jsonl
         try:
             yield
         except KeyboardInterrupt:
-            kept = count_lines(Path(folder) / counted)
+            kept = f"{count_lines(Path(folder) / counted)} {what}" if counted else what
             hint = f" — {resume_hint}" if resume_hint else ""
-            raise Interrupted(f"interrupted; {kept} {what} kept in {folder}{hint}") from None
+            raise Interrupted(f"interrupted; {kept} kept in {folder}{hint}") from None
 
 
 def _console():
@@ -292,8 +292,8 @@ def demo_cmd(
     def log(s: str) -> None:
         console.print(s, highlight=False)
 
-    with writer_of(out, resume_hint="re-run the same command to continue", counted="demo.json",
-                   what="finished stages' outputs"):
+    with writer_of(out, resume_hint="re-run the same command to continue", counted=None,
+                   what="finished stages"):
         result = _profiled(run_demo, cfg, log, path=out / "profile.pstats") if profile \
             else run_demo(cfg, log)
     console.print(Markdown(headline_markdown(result)))
