@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from amir_bench.records import atomic_write_json, atomic_write_text
+from amir_bench.jsonio import atomic_write_json, atomic_write_text
 from training.warmstart import WarmStartConfig
 
 ALGOS = ("grpo", "amir-grpo")

@@ -7,7 +7,8 @@ from typing import Any
 
 from amir_bench.backends import Generation, Request, make_backend, resolve_backend_name
 from amir_bench.prompts import problem_prompt
-from amir_bench.records import SAMPLES, JsonlAppender, SampleRecord
+from amir_bench.jsonio import JsonlAppender
+from amir_bench.records import SAMPLES, SampleRecord
 from amir_bench.runconfig import RunConfig, validate
 from amir_bench.runstore import (benchmark_entry, checkpoint_hash, new_manifest, parse_shard,
                                  init_run_dir, open_run_dir, write_summary)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from amir_bench.errors import UserError
-from amir_bench.records import (MANIFEST, SAMPLES, SampleRecord, atomic_write_json,
-                                atomic_write_jsonl, iter_jsonl)
+from amir_bench.jsonio import atomic_write_json, atomic_write_jsonl, iter_jsonl
+from amir_bench.records import MANIFEST, SAMPLES, SampleRecord
 from amir_bench.runstore import benchmark_entry, new_manifest, write_summary
 from amir_bench.limits import GRADE_TIMEOUT_S
 from amir_bench.runlock import LOCK_NAME, has_content

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence, Union
 
 from amir_bench.errors import UserError
-from amir_bench.jsonio import (JsonlAppender, atomic_write_json, atomic_write_jsonl,  # noqa: F401
-                                atomic_write_text, iter_jsonl, truncate_partial_tail)
+from amir_bench.jsonio import iter_jsonl
 
 PathLike = Union[str, os.PathLike]
 

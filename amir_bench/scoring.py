@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from amir_bench.errors import UserError
-from amir_bench.records import (SCORES, JsonlAppender, ScoreRecord, iter_jsonl, load_run,
-                                truncate_partial_tail)
+from amir_bench.jsonio import JsonlAppender, iter_jsonl, truncate_partial_tail
+from amir_bench.records import SCORES, ScoreRecord, load_run
 
 
 def run_problems(manifest: dict, data_dir: str | None) -> dict[tuple[str, str], Any]:

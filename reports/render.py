@@ -27,9 +27,9 @@ from typing import Any, Sequence
 
 from amir_bench import __version__
 from amir_bench.errors import UserError
-from amir_bench.jsonio import atomic_write_bytes, jsonable
-from amir_bench.records import (SAMPLES, SCORES, SUMMARY, Run, RunSet, dedupe, iter_jsonl,
-                                load_runs, read_samples_where, run_labels)
+from amir_bench.jsonio import atomic_write_bytes, iter_jsonl, jsonable
+from amir_bench.records import (SAMPLES, SCORES, SUMMARY, Run, RunSet, dedupe, load_runs,
+                                read_samples_where, run_labels)
 from amir_bench.setup_compare import prompt_label, setup_warnings
 
 from analysis.fmt import is_num
