@@ -189,7 +189,9 @@ def score_cmd(
     run: Path = typer.Argument(..., help="run directory"),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="scoring model (default: the run's)"),
     backend: str = typer.Option("hf", "--backend", help="hf | vllm | auto | openai"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="rows per forward (hf default 8: the samples of one "
+        "problem, whose shared prompt then runs once)"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", envvar="AMIR_BENCH_DATA_DIR"),
     template: Optional[str] = typer.Option(None, "--template",
                                            help="prompt template (default: the run's)"),

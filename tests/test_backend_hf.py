@@ -103,6 +103,71 @@ def test_scoring_matches_the_sampler_at_temperature_one(tiny_ckpt):
                                                add_special_tokens=False).input_ids)
 
 
+def test_shared_prompt_prefill_gives_the_full_rows_completions(tiny_ckpt, monkeypatch):
+    """n > 1: each distinct prompt is run once and its keys/values copied to its rows; prompts
+    of different lengths (left padding) in one batch; same tokens as full-row prefill."""
+    import amir_bench.backends.hf as hf
+    from amir_bench.backends.prefix import prefill_distinct
+
+    b = HFBackend(str(tiny_ckpt), batch_size=16)
+    dec = Decoding(n=4, temperature=1.0, max_new_tokens=12, seed=5)
+    reqs = [Request(f"p{i}", f"Question: {i} times {i + 2}?" + " and" * i, (0, 1, 2, 3))
+            for i in range(5)]
+    calls = []
+    monkeypatch.setattr(hf, "prefill_distinct",
+                        lambda *a: calls.append(1) or prefill_distinct(*a))
+    shared = _collect(b, reqs, dec)
+    assert calls and len(shared) == 20
+    monkeypatch.setattr(hf, "prefill_distinct", lambda *a: None)
+    full = _collect(b, reqs, dec)
+    for k, g in full.items():
+        assert shared[k].token_ids == g.token_ids and shared[k].finish_reason == g.finish_reason
+        assert math.isclose(shared[k].logprob_sum, g.logprob_sum, abs_tol=1e-4)
+
+
+def test_prefill_distinct_declines_when_nothing_repeats(tiny_ckpt):
+    from amir_bench.backends.prefix import prefill_distinct
+
+    b = HFBackend(str(tiny_ckpt))
+    ids = torch.tensor([[5, 6, 7], [5, 6, 8]])
+    assert prefill_distinct(b.model, ids, torch.ones_like(ids)) is None
+    assert prefill_distinct(b.model, ids[:, :1], torch.ones_like(ids[:, :1])) is None
+    key, cache = prefill_distinct(b.model, ids[[0, 0, 1]], torch.ones((3, 3), dtype=torch.long))
+    assert cache.get_seq_length() == 2  # the last prompt token is left to generate
+
+
+def test_scoring_with_a_shared_prefix_equals_full_rows(tiny_ckpt, monkeypatch):
+    """score_ids runs the prompt tokens a batch shares once; the log-probs are those of a
+    plain forward over each full row, for mixed prompts, batch sizes and an empty completion."""
+    import amir_bench.backends.prefix as prefix
+
+    b = HFBackend(str(tiny_ckpt))
+    enc = lambda t: b.tokenizer(t, add_special_tokens=False).input_ids  # noqa: E731
+    system = enc("You are a careful solver. Put the answer last. ")
+    prompts = [system + enc(f"Q{i}: what is {i} + {i}?") for i in range(3)]
+    comps = [enc(" it is"), enc(" 4, I think so"), [], enc(" two")] * 2
+    P = [prompts[i % 3] for i in range(8)]
+    want = []
+    with torch.no_grad():
+        for p, c in zip(P, comps):
+            lp = torch.log_softmax(b.model(input_ids=torch.tensor([p + c])).logits[0], -1)
+            want.append([lp[len(p) - 1 + t, tok].item() for t, tok in enumerate(c)])
+    import amir_bench.backends.hf as hf
+    shared = []
+    monkeypatch.setattr(hf, "prefix_cache",
+                        lambda m, pre, *a: shared.append(len(pre)) or prefix.prefix_cache(m, pre, *a))
+    for bs in (1, 3, 8):
+        got = b.score_ids(P, comps, batch_size=bs)
+        assert [len(g) for g in got] == [len(c) for c in comps]
+        for g, w in zip(got, want):
+            assert all(math.isclose(x, y, abs_tol=1e-4) for x, y in zip(g, w))
+    assert min(shared) >= len(system)  # every batch ran at least the system prompt once
+    monkeypatch.setattr(prefix, "_shareable", lambda cache: False)  # e.g. a static cache
+    got = b.score_ids(P, comps, batch_size=4)
+    for g, w in zip(got, want):
+        assert all(math.isclose(x, y, abs_tol=1e-4) for x, y in zip(g, w))
+
+
 def test_greedy_is_deterministic(tiny_ckpt):
     b = HFBackend(str(tiny_ckpt))
     req = Request("q", "Question: 3 plus 4?", (0,))

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from amir_bench.backends import Decoding, Generation, Request
+from amir_bench.backends.prefix import common_prefix_len, prefill_distinct, prefix_cache
 from amir_bench.errors import UserError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -231,9 +232,12 @@ class HFBackend:
             do_sample=False, num_beams=1, max_new_tokens=decoding.max_new_tokens,
             eos_token_id=self.eos_ids, pad_token_id=pad, temperature=None, top_p=None,
             top_k=None)
+        input_ids, attn = input_ids.to(self.device), attn.to(self.device)
+        shared = prefill_distinct(self.model, input_ids, attn)  # n > 1: each prompt once
         out = self.model.generate(
-            input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device),
-            generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]))
+            input_ids=input_ids, attention_mask=attn, generation_config=gen_cfg,
+            logits_processor=LogitsProcessorList([sampler]),
+            **({shared[0]: shared[1]} if shared else {}))
         new = out[:, width:].cpu()  # (B, S)
         step_lp = torch.stack(sampler.step_logprobs, dim=1).cpu() if sampler.step_logprobs \
             else torch.zeros((len(rows), 0))  # (B, S)
@@ -274,30 +278,43 @@ class HFBackend:
     @torch.no_grad()
     def score_ids(self, prompt_ids: Sequence[list[int]], completion_ids: Sequence[list[int]],
                   batch_size: int | None = None) -> list[list[float]]:
-        """Per-token log-probs of completion ids after prompt ids (right-padded batches)."""
-        items = list(enumerate(zip(prompt_ids, completion_ids)))
-        items.sort(key=lambda x: len(x[1][0]) + len(x[1][1]))
-        bs = batch_size or (8 if self.device.type == "cuda" else 16)
+        """Per-token log-probs of completion ids after prompt ids. Rows are sorted by prompt
+        so that samples of one problem share a batch; the prompt tokens a batch has in common
+        go through the model once (see backends/prefix.py), the rest right-padded."""
+        items = sorted(enumerate(zip(prompt_ids, completion_ids)),
+                       key=lambda x: (x[1][0], len(x[1][1])))
+        bs = batch_size or 8
         result: list[list[float]] = [[] for _ in items]
-        pad = self.tokenizer.pad_token_id
         for k in range(0, len(items), bs):
             chunk = items[k:k + bs]
-            width = max(len(p) + len(c) for _, (p, c) in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)  # (B, T)
-            attn = torch.zeros_like(ids)  # (B, T)
-            for j, (_, (p, c)) in enumerate(chunk):
-                ids[j, :len(p) + len(c)] = torch.tensor(list(p) + list(c))
-                attn[j, :len(p) + len(c)] = 1
-            logits = self.model(input_ids=ids.to(self.device),
-                                attention_mask=attn.to(self.device)).logits  # (B, T, V)
+            logits, prefix = self._suffix_logits([list(p) + list(c) for _, (p, c) in chunk],
+                                                 min(len(p) for _, (p, _) in chunk) - 1)
             for j, (i, (p, c)) in enumerate(chunk):
                 if not c:
                     continue
-                pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=logits.device)
+                pos = torch.arange(len(p) - 1 - prefix, len(p) + len(c) - 1 - prefix,
+                                   device=logits.device)
                 lp = torch.log_softmax(logits[j, pos].float(), dim=-1)  # (C, V)
                 tgt = torch.tensor(list(c), device=logits.device)  # (C,)
                 result[i] = lp.gather(1, tgt[:, None]).squeeze(1).cpu().tolist()
         return result
+
+    def _suffix_logits(self, seqs: list[list[int]], cap: int) -> tuple[torch.Tensor, int]:
+        """(logits (B, T, V) of every row after the shared prefix, prefix length): the
+        first min(cap, common prefix) tokens run once; 0 when the cache cannot be shared."""
+        prefix = common_prefix_len(seqs, max(0, cap))
+        shared = prefix_cache(self.model, seqs[0][:prefix], len(seqs), self.device) \
+            if prefix > 0 else None
+        prefix = prefix if shared else 0
+        width = max(len(s) for s in seqs) - prefix
+        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attn = torch.zeros((len(seqs), prefix + width), dtype=torch.long)  # (B, P + T)
+        for j, s in enumerate(seqs):
+            ids[j, :len(s) - prefix] = torch.tensor(s[prefix:])
+            attn[j, :len(s)] = 1
+        kw = {shared[0]: shared[1], "use_cache": True} if shared else {}
+        out = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device), **kw)
+        return out.logits, prefix
 
     def close(self) -> None:
         del self.model
