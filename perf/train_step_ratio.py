@@ -4,7 +4,9 @@
     python perf/train_step_ratio.py --gpu-shape           # Qwen2.5-0.5B shape, G=8, 256 tokens
 
 Variants (same recipe, same seed, runs interleaved round by round in rotating order):
-  grpo        TRL's GRPOTrainer
+  grpo        what `amir-bench train --algo grpo` runs: SharedPrefixGRPOTrainer (TRL's
+              GRPOTrainer; its loss forward runs the prompt prefix a micro-batch shares once,
+              as the two other variants' forwards do)
   amir-grpo   training.trainer.AmirGRPOTrainer: ℓ from the GRPO forward (zero extra forwards)
   paper-code  the paper's approach: ℓ from a second, grad-enabled forward over both members
               of every pair (one batched forward per micro-batch; the paper's code does more:
@@ -57,6 +59,7 @@ def trainer_classes() -> dict[str, type]:
     from trl import GRPOTrainer
 
     from training.objectives import mine_pairs, preference_loss, sequence_logp
+    from training.train import trainer_class
     from training.trainer import AmirGRPOTrainer
 
     class PaperCodeTrainer(AmirGRPOTrainer):
@@ -83,7 +86,8 @@ def trainer_classes() -> dict[str, type]:
             pref = preference_loss(ell[:n], ell[n:], self.amir.beta)
             return loss + self._amir_schedule.value * pref / self.current_gradient_accumulation_steps
 
-    return {"grpo": GRPOTrainer, "amir-grpo": AmirGRPOTrainer, "paper-code": PaperCodeTrainer}
+    return {"grpo": trainer_class("grpo"), "amir-grpo": AmirGRPOTrainer,
+            "paper-code": PaperCodeTrainer}
 
 
 # ----------------------------------------------------------------------------- setup

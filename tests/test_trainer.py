@@ -136,6 +136,83 @@ def test_amir_term_is_lambda_pref_over_accumulation(tiny_ckpt, tmp_path):
                                                          - batch["amir_reward"][pairs[:, 1]]).mean()))
 
 
+def make_shared_batch(shared: int = 20) -> dict:
+    """make_batch's rows with prompts that start with the same `shared` tokens (a system
+    prompt): each group's own question after it, of different lengths (left padding)."""
+    batch = make_batch()
+    g = torch.Generator().manual_seed(1)
+    head = torch.randint(3, 500, (shared,), generator=g).tolist()
+    prompts = [head + torch.randint(3, 500, (n,), generator=g).tolist() for n in (3, 7)]
+    width = max(map(len, prompts))
+    ids = torch.zeros((8, width), dtype=torch.long)
+    mask = torch.zeros((8, width), dtype=torch.long)
+    for i in range(8):
+        p = prompts[i // G]
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    return {**batch, "prompt_ids": ids, "prompt_mask": mask}
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_shared_prompt_prefix_forward_equals_trls(tiny_ckpt, tmp_path, monkeypatch, lam):
+    """Rows whose prompts share a prefix: the prefix runs once (training/prefix_logps.py) and
+    the log-probs, entropies, loss and gradients are those of TRL's full-row forward."""
+    import training.prefix_logps as pl
+    from training.trainer import AmirGRPOTrainer
+
+    amir = AmirSection(margin=0.5, beta=0.2, lambda_init=lam, lambda_schedule="fixed")
+    shared = make_trainer(AmirGRPOTrainer, tiny_ckpt, tmp_path / "s", amir=amir)
+    full = make_trainer(AmirGRPOTrainer, tiny_ckpt, tmp_path / "f", amir=amir)
+    monkeypatch.setattr(full, "_shared_prefix_forward", lambda *a, **k: None)
+    taken = []
+    real = pl.shared_prefix_logps
+    monkeypatch.setattr(pl, "shared_prefix_logps", lambda *a: taken.append(1) or real(*a))
+    batch = make_shared_batch()
+    l0, g0 = loss_and_grads(full, batch)
+    l1, g1 = loss_and_grads(shared, batch)
+    assert taken and shared._metrics["train"]["amir/pairs"][-1] > 0
+    assert abs(l0.item() - l1.item()) <= 1e-5
+    assert g0.keys() == g1.keys() and g0
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+    am = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+    C = batch["completion_ids"].size(1)
+    with torch.no_grad():
+        a = full._get_per_token_logps_and_entropies(full.model, ids, am, C, compute_entropy=True)
+        b = shared._get_per_token_logps_and_entropies(shared.model, ids, am, C, compute_entropy=True)
+    keep = batch["completion_mask"].bool()
+    assert torch.allclose(a[0][keep], b[0][keep], atol=1e-5)
+    assert torch.allclose(a[1][keep], b[1][keep], atol=1e-5)
+    # rows without a common prefix take TRL's forward
+    rb = make_batch()
+    assert shared._shared_prefix_forward(
+        shared.model, torch.cat([rb["prompt_ids"], rb["completion_ids"]], 1),
+        torch.cat([rb["prompt_mask"], rb["completion_mask"]], 1), C) is None
+
+
+def test_grpo_trainer_with_shared_prefix_equals_trls(tiny_ckpt, tmp_path, monkeypatch):
+    """`grpo` trains with SharedPrefixGRPOTrainer: TRL's GRPOTrainer's loss and gradients."""
+    from trl import GRPOTrainer
+
+    import training.prefix_logps as pl
+    from training.prefix_logps import SharedPrefixGRPOTrainer
+    from training.train import trainer_class
+
+    taken = []
+    real = pl.shared_prefix_logps
+    monkeypatch.setattr(pl, "shared_prefix_logps", lambda *a: taken.append(1) or real(*a))
+
+    assert trainer_class("grpo") is SharedPrefixGRPOTrainer
+    batch = make_shared_batch()
+    l0, g0 = loss_and_grads(make_trainer(GRPOTrainer, tiny_ckpt, tmp_path / "t"), batch)
+    ours = make_trainer(SharedPrefixGRPOTrainer, tiny_ckpt, tmp_path / "o")
+    l1, g1 = loss_and_grads(ours, batch)
+    assert taken and abs(l0.item() - l1.item()) <= 1e-5 and g0.keys() == g1.keys() and g0
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+
+
 def test_no_extra_forward(tiny_ckpt, tmp_path):
     from training.trainer import AmirGRPOTrainer
 

@@ -21,7 +21,7 @@ from training.config import TINY, TrainConfig, dump_config
 
 # algo name -> "module:TrainerClass" (imported lazily: torch/trl are heavy).
 ALGORITHMS: dict[str, str] = {
-    "grpo": "trl:GRPOTrainer",
+    "grpo": "training.prefix_logps:SharedPrefixGRPOTrainer",  # TRL's GRPOTrainer
     "amir-grpo": "training.trainer:AmirGRPOTrainer",
 }
 

@@ -2,7 +2,9 @@
 
     loss = TRL's GRPO loss + λ · preference_loss(ℓ_chosen, ℓ_rejected) / grad_accum
 
-Nothing of TRL's pipeline is copied. The overrides, each a few lines around `super()`:
+Nothing of TRL's pipeline is copied. The parent is SharedPrefixGRPOTrainer, TRL's GRPOTrainer
+whose loss forward runs the prompt prefix a micro-batch shares once (training/prefix_logps.py;
+`grpo` trains with it too). The overrides, each a few lines around `super()`:
 
 * `_calculate_rewards`       keeps the (gathered) per-completion rewards TRL just computed, so
                              reward functions run once; nothing is re-scored.
@@ -41,10 +43,10 @@ from unittest import mock
 import torch
 from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel, TrainerCallback
-from trl import GRPOTrainer
 from trl.trainer import grpo_trainer as _trl_grpo
 
 from training.config import AmirSection
+from training.prefix_logps import SharedPrefixGRPOTrainer
 from training.objectives import make_schedule, mine_pairs, preference_loss, sequence_logp
 
 AMIR_STATE = "amir_state.json"
@@ -72,10 +74,10 @@ def group_shuffle(seq_dict: dict[str, Any], group_size: int, generator: torch.Ge
     return {k: permute(v) for k, v in seq_dict.items()}
 
 
-class AmirGRPOTrainer(GRPOTrainer):
+class AmirGRPOTrainer(SharedPrefixGRPOTrainer):
     """GRPO + λ·mean −log σ(β·(ℓc − ℓr)) over pairs mined from each group's reward ranking."""
 
-    _tag_names = GRPOTrainer._tag_names + ["amir-grpo"]
+    _tag_names = SharedPrefixGRPOTrainer._tag_names + ["amir-grpo"]
 
     def __init__(self, *args: Any, amir: AmirSection | None = None, **kwargs: Any) -> None:
         self.amir = amir or AmirSection()
@@ -151,7 +153,8 @@ class AmirGRPOTrainer(GRPOTrainer):
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
                                            *args, **kwargs):
-        """TRL's forward; while capturing, also keep the per-token log-probs ℓ is built from."""
+        """TRL's forward (or its shared-prefix equivalent, training/prefix_logps.py); while
+        capturing, also keep the per-token log-probs ℓ is built from."""
         if self._amir_capture is None:
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
@@ -162,6 +165,11 @@ class AmirGRPOTrainer(GRPOTrainer):
             if self._amir_t1 else out[0]  # (B, C)
         self._amir_capture.append(logps)
         return out
+
+    def _shared_prefix_forward(self, *args: Any, **kwargs: Any) -> tuple | None:
+        """The shared-prefix forward, except under T = 1 re-projection (its hidden-state hook
+        expects one forward of the full rows)."""
+        return None if self._amir_t1 else super()._shared_prefix_forward(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """TRL's GRPO loss + the AMIR term on log-probs captured from the same forward."""
