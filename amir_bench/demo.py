@@ -44,7 +44,7 @@ class DemoConfig:
     eval_temperature: float = 1.0
     eval_limit: int | None = None  # None: the whole arith test split
     max_new_tokens: int = 48
-    workers: int = 2  # processes that train/evaluate/score models side by side (1: in-process)
+    workers: int | None = None  # processes for the model chains (None: cores + 1; 1: in-process)
     train_steps: int | None = None  # None: the recipe's
     train_overrides: tuple[str, ...] = ()
     warm: WarmStartConfig = field(default_factory=WarmStartConfig)
@@ -175,7 +175,10 @@ def _console(bars: bool) -> Any:
 # ------------------------------------------------------------------------------ parallel
 # Training, evaluating and scoring each model is one chain of stages; chains run in
 # cfg.workers spawned processes with one torch thread each. A tiny model's generation and
-# small matmuls gain little from a second thread, so two chains at once use both cores.
+# small matmuls gain little from a second thread, so chains side by side use the cores. The
+# default is one process more than cores: with two training chains and the short base chain
+# on 2 cores, the base chain shares the cores instead of waiting for a training chain to end
+# (`python perf/demo_stages.py --chains 3,2` measures both).
 
 
 def model_chain(cfg: DemoConfig, base: Path, algo: str | None, seed: int,
@@ -203,7 +206,7 @@ def run_chains(cfg: DemoConfig, base: Path, log: Callable[[str], None]) -> list[
 
     jobs: list[tuple[str | None, int]] = [(a, s) for s in range(cfg.seeds) for a in ALGOS]
     jobs.append((None, 0))
-    workers = max(1, min(cfg.workers, len(jobs), os.cpu_count() or 1))
+    workers = max(1, min(cfg.workers or (os.cpu_count() or 1) + 1, len(jobs)))
     if workers == 1:
         return [model_chain(cfg, base, a, s, log) for a, s in jobs]
     log(f"      training, evaluating and scoring {len(jobs)} models in {workers} processes")

@@ -4,6 +4,7 @@
     python perf/demo_stages.py --out /tmp/ds --before REF    # + commit REF's warm start
     python perf/demo_stages.py --out /tmp/ds --quick         # the toy-size demo
     python perf/demo_stages.py --step-cost                   # one warm-start step, 2 layouts
+    python perf/demo_stages.py --chains 3,2,2,3 --base demo/base   # chain processes A/B
 
 The demo runs in a child process (`amir-bench demo --out OUT/demo`, a fresh folder each
 time); its demo.json holds the stage table: wall seconds, CPU seconds of the demo process
@@ -14,6 +15,11 @@ on a shared machine; wall seconds only on a quiet one.
 same batches in both layouts, interleaved: every row padded to the batch's longest (the
 previous layout) and the shared system prompt run once per batch (this tree's), at 32 and
 16 rows; CPU seconds of this process and wall seconds, medians over --steps batches.
+
+--chains W1,W2,... runs the train + eval + score chains of the three models from an existing
+warm-started base (--base), once per listed process count, in that order, each in a fresh
+folder, and prints the stage's wall seconds per count (list counts more than once,
+interleaved, on a shared machine).
 
 --before REF runs the warm start of REF's `training/warmstart.py` (read with `git show`, so
 the exact previous code: its schedule, batch layout and probe cadence) in a child process,
@@ -130,6 +136,22 @@ def step_cost(steps: int, hidden: int = 128, layers: int = 4) -> str:
     return "\n".join(lines)
 
 
+def chains_ab(base: Path, counts: list[int]) -> str:
+    """Wall seconds of the demo's model chains per worker-process count, in the given order."""
+    from amir_bench.demo import DemoConfig, run_chains
+
+    if not (base / "warmstart.json").exists():
+        sys.exit(f"{base}: not a warm-started demo base (no warmstart.json); run the demo first")
+    rows = []
+    for w in counts:
+        out = Path(tempfile.mkdtemp(prefix=f"demo-chains-{w}-"))
+        wall, cpu = time.perf_counter(), children_cpu()
+        run_chains(DemoConfig(out=out, workers=w), base.resolve(), lambda s: None)
+        rows.append(f"| {w} | {time.perf_counter() - wall:.1f} | {children_cpu() - cpu:.1f} |")
+        shutil.rmtree(out, ignore_errors=True)
+    return "\n".join(["| processes | wall s | CPU s (workers) |", "|---:|---:|---:|", *rows])
+
+
 def report(after: dict, before: dict | None, ref: str | None) -> str:
     demo = after["demo"]
     lines = ["| stage | wall s | CPU s (demo process) | CPU s (children) |", "|---|---:|---:|---:|"]
@@ -165,7 +187,22 @@ def main() -> None:
     ap.add_argument("--step-cost", action="store_true",
                     help="only time one warm-start step in both batch layouts")
     ap.add_argument("--steps", type=int, default=5, help="batches per variant (--step-cost)")
+    ap.add_argument("--chains", metavar="W1,W2,...", default=None,
+                    help="only time the model chains with these worker-process counts")
+    ap.add_argument("--base", type=Path, default=Path("demo/base"),
+                    help="warm-started base for --chains (default: demo/base)")
     args = ap.parse_args()
+    if args.chains:
+        try:
+            counts = [int(w) for w in args.chains.split(",")]
+        except ValueError:
+            sys.exit(f"--chains must be comma-separated process counts, got {args.chains!r}")
+        if not counts or min(counts) < 1:
+            sys.exit(f"--chains: process counts must be >= 1, got {args.chains!r}")
+        print(f"machine: {os.cpu_count()} cores, {cpu_model()}; load average "
+              f"{os.getloadavg()[0]:.1f}")
+        print(chains_ab(args.base, counts))
+        return
     if args.step_cost:
         print(f"machine: {os.cpu_count()} cores, {cpu_model()}; load average "
               f"{os.getloadavg()[0]:.1f}")

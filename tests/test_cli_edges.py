@@ -129,9 +129,15 @@ RUN_ARGS = ["--benchmarks", "arith", "--n", "4", "--limit", "60", "--max-new-tok
 
 
 def _start_run(ckpt: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """A `run` in a child process, with SIGINT at its default disposition even when the tests
+    themselves run as a background job (a shell starts those with SIGINT ignored, and an
+    ignored signal stays ignored across exec)."""
+    import signal
+
     cmd = AMIR + ["run", "--ckpt", str(ckpt), "--out", str(out), *RUN_ARGS, *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_records(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
