@@ -134,6 +134,8 @@ def test_prefill_distinct_declines_when_nothing_repeats(tiny_ckpt):
     assert prefill_distinct(b.model, ids[:, :1], torch.ones_like(ids[:, :1])) is None
     key, cache = prefill_distinct(b.model, ids[[0, 0, 1]], torch.ones((3, 3), dtype=torch.long))
     assert cache.get_seq_length() == 2  # the last prompt token is left to generate
+    b.model.generation_config.cache_implementation = "static"  # generate builds its own
+    assert prefill_distinct(b.model, ids[[0, 0, 1]], torch.ones((3, 3), dtype=torch.long)) is None
 
 
 def test_scoring_with_a_shared_prefix_equals_full_rows(tiny_ckpt, monkeypatch):

@@ -211,6 +211,12 @@ def test_grpo_trainer_with_shared_prefix_equals_trls(tiny_ckpt, tmp_path, monkey
     assert taken and abs(l0.item() - l1.item()) <= 1e-5 and g0.keys() == g1.keys() and g0
     for name in g0:
         assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+    am = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+    C = batch["completion_ids"].size(1)
+    assert ours._shared_prefix_forward(ours.model, ids, am, C) is not None
+    ours.model.config.use_sliding_window = True  # windowed caches take TRL's forward
+    assert ours._shared_prefix_forward(ours.model, ids, am, C) is None
 
 
 def test_no_extra_forward(tiny_ckpt, tmp_path):

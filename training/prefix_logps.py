@@ -12,7 +12,8 @@ full sequence: the log-probs, entropies and gradients are TRL's up to float roun
 large part of the row (the demo: 110 of ~175 tokens).
 
 Used only where that equivalence is simple to keep: text-only batches, one process, no PEFT
-wrapper, no gradient checkpointing, no MoE aux loss, a model whose cache can be shared
+wrapper, no gradient checkpointing, no MoE aux loss, no sliding-window layers, a model whose
+cache can be shared
 (amir_bench/backends/prefix.py); anything else runs TRL's own forward. `grpo` trains with
 `SharedPrefixGRPOTrainer` and `amir-grpo` with its subclass, so both pay the same forward and
 step-time comparisons between them stay fair.
@@ -93,7 +94,8 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         """(log-probs, entropies, None), or None where TRL's own forward must run."""
         if (compute_aux_loss or any(v is not None for v in extra.values())
                 or self.accelerator.num_processes != 1 or is_peft_model(model)
-                or self.accelerator.unwrap_model(model) is not model or _checkpointing(model)):
+                or self.accelerator.unwrap_model(model) is not model or _checkpointing(model)
+                or _sliding_window(model)):
             return None
         step = batch_size or input_ids.size(0)
         logps, ents = [], []
@@ -106,6 +108,14 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
             logps.append(part[0])
             ents.append(part[1])
         return torch.cat(logps), torch.cat(ents) if compute_entropy else None, None
+
+
+def _sliding_window(model: Any) -> bool:
+    """Whether some layers attend through a sliding window (Gemma 3, Mistral-style configs):
+    gradients through a windowed cache are not what the equivalence tests cover."""
+    cfg = model.config.get_text_config()
+    return bool(getattr(cfg, "use_sliding_window", False)) \
+        or "sliding_attention" in (getattr(cfg, "layer_types", None) or ())
 
 
 def _checkpointing(model: Any) -> bool:

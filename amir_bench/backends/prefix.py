@@ -49,10 +49,11 @@ def prefill_distinct(model: Any, input_ids: torch.Tensor, attn: torch.Tensor,
 
     input_ids, attn: (B, T), left-padded. Returns (cache argument name, a cache of B rows and
     T-1 positions) for `generate`, which then runs only the last prompt token; None when no
-    row repeats another (nothing to share), T < 2, or the model's cache cannot be shared.
+    row repeats another (nothing to share), T < 2, the model's generation config names a cache
+    implementation of its own (static, hybrid, ...), or the model's cache cannot be shared.
     Position ids follow `generate`'s own rule for left padding (mask cumsum - 1, pads at 0)."""
-    if input_ids.shape[1] < 2:
-        return None
+    if input_ids.shape[1] < 2 or getattr(model.generation_config, "cache_implementation", None):
+        return None  # nothing before the last token, or the model asks generate for its own cache
     firsts: dict[tuple[int, ...], int] = {}
     row_to_distinct = []
     for row in input_ids.tolist():
