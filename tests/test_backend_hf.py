@@ -154,10 +154,10 @@ def test_scoring_with_a_shared_prefix_equals_full_rows(tiny_ckpt, monkeypatch):
         for p, c in zip(P, comps):
             lp = torch.log_softmax(b.model(input_ids=torch.tensor([p + c])).logits[0], -1)
             want.append([lp[len(p) - 1 + t, tok].item() for t, tok in enumerate(c)])
-    import amir_bench.backends.hf as hf
     shared = []
-    monkeypatch.setattr(hf, "prefix_cache",
-                        lambda m, pre, *a: shared.append(len(pre)) or prefix.prefix_cache(m, pre, *a))
+    real = prefix.prefix_cache
+    monkeypatch.setattr(prefix, "prefix_cache",
+                        lambda m, pre, *a: shared.append(len(pre)) or real(m, pre, *a))
     for bs in (1, 3, 8):
         got = b.score_ids(P, comps, batch_size=bs)
         assert [len(g) for g in got] == [len(c) for c in comps]

@@ -70,34 +70,24 @@ def shared_prefix_len(examples: list[tuple[list[int], int]]) -> int:
     return common_prefix_len([ids for ids, _ in examples], min(p for _, p in examples) - 1)
 
 
-def _batch(rows, pad: int, skip: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded (ids, attention, labels) of rows[i][0][skip:]; loss on completions only."""
-    width = max(len(ids) for ids, _ in rows) - skip
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (B, T)
-    attn = torch.zeros_like(ids)  # (B, T)
-    labels = torch.full_like(ids, -100)  # (B, T)
+def _labels(rows, skip: int) -> torch.Tensor:
+    """(B, T) labels of rows[i][0][skip:], right-padded: completion tokens only, else -100."""
+    labels = torch.full((len(rows), max(len(ids) for ids, _ in rows) - skip), -100,
+                        dtype=torch.long)
     for i, (seq, plen) in enumerate(rows):
-        tail = seq[skip:]
-        ids[i, :len(tail)] = torch.tensor(tail)
-        attn[i, :len(tail)] = 1
-        labels[i, plen - skip:len(tail)] = torch.tensor(seq[plen:])
-    return ids, attn, labels
+        labels[i, plen - skip:len(seq) - skip] = torch.tensor(seq[plen:])
+    return labels
 
 
 def sft_loss(model, rows, pad: int, prefix: int = 0) -> torch.Tensor:
     """Teacher-forcing loss of a batch; the first `prefix` tokens, the same in every row, go
     through the model once and their keys/values are shared by the batch (same loss and
     gradients as the padded full batch, ~2.5x fewer tokens for the demo's system prompt)."""
-    from amir_bench.backends.prefix import prefix_cache
+    from amir_bench.backends.prefix import forward_after_prefix
 
-    shared = prefix_cache(model, rows[0][0][:prefix], len(rows)) if prefix > 0 else None
-    if shared is None:
-        ids, attn, labels = _batch(rows, pad)
-        return model(input_ids=ids, attention_mask=attn, labels=labels).loss
-    ids, attn, labels = _batch(rows, pad, skip=prefix)
-    full_attn = torch.cat([torch.ones((len(rows), prefix), dtype=attn.dtype), attn], dim=1)
-    return model(input_ids=ids, attention_mask=full_attn, labels=labels, use_cache=True,
-                 **{shared[0]: shared[1]}).loss
+    out, _ = forward_after_prefix(model, [ids for ids, _ in rows], prefix, pad,
+                                  labels=lambda skip: _labels(rows, skip))
+    return out.loss
 
 
 def sft_steps(model, examples, opt, rng: random.Random, steps: int, batch_size: int,

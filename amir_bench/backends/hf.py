@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from amir_bench.backends import Decoding, Generation, Request
-from amir_bench.backends.prefix import common_prefix_len, prefill_distinct, prefix_cache
+from amir_bench.backends.prefix import common_prefix_len, forward_after_prefix, prefill_distinct
 from amir_bench.errors import UserError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -287,8 +287,11 @@ class HFBackend:
         result: list[list[float]] = [[] for _ in items]
         for k in range(0, len(items), bs):
             chunk = items[k:k + bs]
-            logits, prefix = self._suffix_logits([list(p) + list(c) for _, (p, c) in chunk],
-                                                 min(len(p) for _, (p, _) in chunk) - 1)
+            seqs = [list(p) + list(c) for _, (p, c) in chunk]
+            prefix = common_prefix_len(seqs, max(0, min(len(p) for _, (p, _) in chunk) - 1))
+            out, prefix = forward_after_prefix(self.model, seqs, prefix,
+                                               self.tokenizer.pad_token_id, self.device)
+            logits = out.logits  # (B, T, V): the rows after the shared prefix
             for j, (i, (p, c)) in enumerate(chunk):
                 if not c:
                     continue
@@ -298,23 +301,6 @@ class HFBackend:
                 tgt = torch.tensor(list(c), device=logits.device)  # (C,)
                 result[i] = lp.gather(1, tgt[:, None]).squeeze(1).cpu().tolist()
         return result
-
-    def _suffix_logits(self, seqs: list[list[int]], cap: int) -> tuple[torch.Tensor, int]:
-        """(logits (B, T, V) of every row after the shared prefix, prefix length): the
-        first min(cap, common prefix) tokens run once; 0 when the cache cannot be shared."""
-        prefix = common_prefix_len(seqs, max(0, cap))
-        shared = prefix_cache(self.model, seqs[0][:prefix], len(seqs), self.device) \
-            if prefix > 0 else None
-        prefix = prefix if shared else 0
-        width = max(len(s) for s in seqs) - prefix
-        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros((len(seqs), prefix + width), dtype=torch.long)  # (B, P + T)
-        for j, s in enumerate(seqs):
-            ids[j, :len(s) - prefix] = torch.tensor(s[prefix:])
-            attn[j, :len(s)] = 1
-        kw = {shared[0]: shared[1], "use_cache": True} if shared else {}
-        out = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device), **kw)
-        return out.logits, prefix
 
     def close(self) -> None:
         del self.model

@@ -13,7 +13,7 @@ Only models whose forward returns a cache with `batch_select_indices` (transform
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -83,3 +83,27 @@ def prefix_cache(model: Any, prefix: Sequence[int], rows: int,
         return None
     cache.batch_repeat_interleave(rows)
     return key, cache
+
+
+def forward_after_prefix(model: Any, seqs: Sequence[Sequence[int]], prefix: int, pad: int,
+                         device: Any = None,
+                         labels: Callable[[int], torch.Tensor] | None = None) -> tuple[Any, int]:
+    """(model output, prefix used) for right-padded rows whose first `prefix` tokens, the same in
+    every row, run once with their keys/values shared (prefix_cache); the prefix used is 0, and
+    the rows run in full, when the model's cache cannot be shared. The output covers the rows
+    after that prefix; `labels(skip)` builds labels of the same (B, T) from it."""
+    shared = prefix_cache(model, seqs[0][:prefix], len(seqs), device) if prefix > 0 else None
+    skip = prefix if shared else 0
+    width = max(len(s) for s in seqs) - skip
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)  # (B, T)
+    attn = torch.zeros((len(seqs), skip + width), dtype=torch.long)  # (B, P + T)
+    for j, s in enumerate(seqs):
+        ids[j, :len(s) - skip] = torch.tensor(list(s[skip:]))
+        attn[j, :len(s)] = 1
+    kw: dict[str, Any] = {shared[0]: shared[1], "use_cache": True} if shared else {}
+    if labels is not None:
+        kw["labels"] = labels(skip)
+    if device is not None:
+        ids, attn = ids.to(device), attn.to(device)
+        kw = {k: v.to(device) if k == "labels" else v for k, v in kw.items()}
+    return model(input_ids=ids, attention_mask=attn, **kw), skip
